@@ -1,0 +1,46 @@
+//! # actlog
+//!
+//! An append-only activity-log store ("who did what to which resource, when") on the sled
+//! engine, with secondary indexes for resource, action, actor, target and context, cursor-paged
+//! queries that cost the same at any depth, exact totals and facets.
+//!
+//! It is a library you embed, and (through the `actlog` binary) a small HTTP server. It is not
+//! a general document database: activities are immutable, removed only by retention, and only
+//! the fields listed in `docs/key-format.md` are indexed.
+//!
+//! ```
+//! use actlog::{NewActivity, ObjectRef, Options, Query, Store, TenantSettings};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path(), Options::default()).unwrap();
+//! store.create_tenant("acme", TenantSettings::default()).unwrap();
+//! store.append("acme", NewActivity {
+//!     action: "invoice.sent".into(),
+//!     resource: ObjectRef { kind: "Invoice".into(), id: Some("inv_1".into()) },
+//!     ..Default::default()
+//! }).unwrap();
+//! let mut q = Query::default();
+//! q.filter.actions = vec!["invoice.*".into()];
+//! let page = store.query("acme", &q).unwrap();
+//! assert_eq!(page.items.len(), 1);
+//! ```
+//!
+//! Limits: 1,000 activities a batch, 1,000 a page, the field sizes in [`model`]'s constants.
+#![forbid(unsafe_code)]
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod error;
+pub mod model;
+mod query;
+mod store;
+
+pub use error::{Error, Result};
+pub use model::{
+    Activity, Actor, Appended, Display, NewActivity, ObjectRef, Tenant, TenantPatch, TenantSettings,
+};
+pub use query::{
+    Condition, FacetField, FacetRequest, FacetValue, Field, Filter, Op, Operand, Order, Page,
+    Query, TimeBound, MAX_LIMIT, MAX_LIST,
+};
+pub use store::{ApiKeyRecord, Clock, Durability, Options, Scope, Store, VerifyReport};

@@ -1,0 +1,345 @@
+//! The data model: plain types and their validation. No I/O and no wire format lives here.
+
+use chrono::{DateTime, TimeZone, Utc};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// Longest `action`, type or id string, in bytes.
+pub const MAX_NAME_LEN: usize = 128;
+/// Longest actor name or email, in bytes.
+pub const MAX_LABEL_LEN: usize = 512;
+/// Longest `summary` or `reason`, in bytes.
+pub const MAX_TEXT_LEN: usize = 4 * 1024;
+/// Most `context` entries on one activity.
+pub const MAX_CONTEXT_ENTRIES: usize = 16;
+/// Longest context value, in bytes.
+pub const MAX_CONTEXT_VALUE_LEN: usize = 1024;
+/// Largest encoded `metadata`, `changes` or `display.data` object, in bytes.
+pub const MAX_JSON_LEN: usize = 64 * 1024;
+/// Most activities in one batch append.
+pub const MAX_BATCH: usize = 1000;
+/// Longest tenant id.
+pub const MAX_TENANT_ID_LEN: usize = 64;
+
+/// The thing acted upon, or the target of an action.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct ObjectRef {
+    pub kind: String,
+    pub id: Option<String>,
+}
+
+/// Who did it. Absent on an activity means no actor was recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Actor {
+    pub kind: String,
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
+/// A message template with the data to render it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Display {
+    pub template: String,
+    /// A JSON object.
+    pub data: serde_json::Value,
+}
+
+/// An activity as a caller submits it: `id` and `created_at` are optional.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NewActivity {
+    pub id: Option<Uuid>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub action: String,
+    pub resource: ObjectRef,
+    pub actor: Option<Actor>,
+    pub target: Option<ObjectRef>,
+    /// Key → value, kept sorted by key with unique keys.
+    pub context: Vec<(String, String)>,
+    pub summary: Option<String>,
+    pub reason: Option<String>,
+    /// A JSON object.
+    pub changes: Option<serde_json::Value>,
+    /// A JSON object.
+    pub metadata: Option<serde_json::Value>,
+    pub display: Option<Display>,
+}
+
+/// One immutable, stored activity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activity {
+    pub id: Uuid,
+    /// Microsecond precision.
+    pub created_at: DateTime<Utc>,
+    pub action: String,
+    pub resource: ObjectRef,
+    pub actor: Option<Actor>,
+    pub target: Option<ObjectRef>,
+    pub context: Vec<(String, String)>,
+    pub summary: Option<String>,
+    pub reason: Option<String>,
+    pub changes: Option<serde_json::Value>,
+    pub metadata: Option<serde_json::Value>,
+    pub display: Option<Display>,
+}
+
+impl Activity {
+    /// The value of `context[key]`, if present.
+    pub fn context_value(&self, key: &str) -> Option<&str> {
+        self.context
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| self.context[i].1.as_str())
+    }
+}
+
+/// What the store acknowledges for one appended activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    /// False when an identical activity with this id was there already (nothing was written).
+    pub created: bool,
+}
+
+/// A tenant's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSettings {
+    /// An IANA time zone name; dates in filters are read in it.
+    pub timezone: String,
+    /// Activities older than this many days are removed by `purge_expired`.
+    pub retention_days: Option<u32>,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        TenantSettings {
+            timezone: "UTC".to_owned(),
+            retention_days: None,
+        }
+    }
+}
+
+/// A tenant: one isolated log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: String,
+    pub settings: TenantSettings,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A change to a tenant's settings; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantPatch {
+    pub timezone: Option<String>,
+    /// `Some(None)` removes the retention limit.
+    pub retention_days: Option<Option<u32>>,
+}
+
+/// Checks a tenant id: 1–64 of `[A-Za-z0-9_.-]`.
+pub fn validate_tenant_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_TENANT_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "tenant",
+            "must be 1-64 characters of A-Z a-z 0-9 _ . -",
+        ))
+    }
+}
+
+/// Checks settings: a known IANA zone and a positive retention.
+pub fn validate_settings(s: &TenantSettings) -> Result<()> {
+    parse_timezone(&s.timezone)?;
+    if s.retention_days == Some(0) {
+        return Err(Error::invalid("retention_days", "must be at least 1"));
+    }
+    Ok(())
+}
+
+/// Parses an IANA time zone name.
+pub fn parse_timezone(name: &str) -> Result<chrono_tz::Tz> {
+    name.parse::<chrono_tz::Tz>()
+        .map_err(|_| Error::invalid("timezone", format!("unknown IANA time zone {name:?}")))
+}
+
+/// Truncates a time to whole microseconds, the precision of the store.
+pub fn truncate_to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    micros_to_time(t.timestamp_micros())
+}
+
+/// Microseconds since the Unix epoch to a time. Out-of-range values saturate.
+pub fn micros_to_time(us: i64) -> DateTime<Utc> {
+    match Utc.timestamp_micros(us) {
+        chrono::LocalResult::Single(t) => t,
+        _ if us < 0 => DateTime::<Utc>::MIN_UTC,
+        _ => DateTime::<Utc>::MAX_UTC,
+    }
+}
+
+fn check_len(field: &str, value: &str, max: usize) -> Result<()> {
+    if value.len() > max {
+        return Err(Error::invalid(field, format!("longer than {max} bytes")));
+    }
+    Ok(())
+}
+
+fn check_name(field: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    check_len(field, value, MAX_NAME_LEN)
+}
+
+fn check_object(field: &str, v: &serde_json::Value) -> Result<()> {
+    if !v.is_object() {
+        return Err(Error::invalid(field, "must be a JSON object"));
+    }
+    let len = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX);
+    if len > MAX_JSON_LEN {
+        return Err(Error::invalid(
+            field,
+            format!("encodes to more than {MAX_JSON_LEN} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+impl NewActivity {
+    /// Checks every field against the limits of the data model and sorts `context` by key.
+    /// `prefix` is prepended to field names in errors (`activities[3].`).
+    pub fn validate(&mut self, prefix: &str) -> Result<()> {
+        let f = |name: &str| format!("{prefix}{name}");
+        check_name(&f("action"), &self.action)?;
+        check_name(&f("resource.type"), &self.resource.kind)?;
+        if let Some(id) = &self.resource.id {
+            check_name(&f("resource.id"), id)?;
+        }
+        if let Some(a) = &self.actor {
+            check_name(&f("actor.type"), &a.kind)?;
+            if let Some(id) = &a.id {
+                check_name(&f("actor.id"), id)?;
+            }
+            if let Some(n) = &a.name {
+                check_len(&f("actor.name"), n, MAX_LABEL_LEN)?;
+            }
+            if let Some(e) = &a.email {
+                check_len(&f("actor.email"), e, MAX_LABEL_LEN)?;
+            }
+        }
+        if let Some(t) = &self.target {
+            check_name(&f("target.type"), &t.kind)?;
+            if let Some(id) = &t.id {
+                check_name(&f("target.id"), id)?;
+            }
+        }
+        if self.context.len() > MAX_CONTEXT_ENTRIES {
+            return Err(Error::invalid(
+                f("context"),
+                format!("more than {MAX_CONTEXT_ENTRIES} entries"),
+            ));
+        }
+        for (k, v) in &self.context {
+            check_name(&f("context"), k)?;
+            check_len(&f(&format!("context.{k}")), v, MAX_CONTEXT_VALUE_LEN)?;
+        }
+        self.context.sort_by(|a, b| a.0.cmp(&b.0));
+        if self.context.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(Error::invalid(f("context"), "duplicate key"));
+        }
+        if let Some(s) = &self.summary {
+            check_len(&f("summary"), s, MAX_TEXT_LEN)?;
+        }
+        if let Some(s) = &self.reason {
+            check_len(&f("reason"), s, MAX_TEXT_LEN)?;
+        }
+        if let Some(v) = &self.changes {
+            check_object(&f("changes"), v)?;
+        }
+        if let Some(v) = &self.metadata {
+            check_object(&f("metadata"), v)?;
+        }
+        if let Some(d) = &self.display {
+            check_len(&f("display.template"), &d.template, MAX_TEXT_LEN)?;
+            check_object(&f("display.data"), &d.data)?;
+        }
+        if let Some(t) = self.created_at {
+            // The key encodes microseconds in an i64; chrono's range fits, but keep years sane.
+            let year = chrono::Datelike::year(&t);
+            if !(1..=9999).contains(&year) {
+                return Err(Error::invalid(f("created_at"), "year must be 1-9999"));
+            }
+            self.created_at = Some(truncate_to_micros(t));
+        }
+        Ok(())
+    }
+
+    /// The stored activity this becomes, given the id and time the store settled on.
+    pub(crate) fn into_activity(self, id: Uuid, created_at: DateTime<Utc>) -> Activity {
+        Activity {
+            id,
+            created_at,
+            action: self.action,
+            resource: self.resource,
+            actor: self.actor,
+            target: self.target,
+            context: self.context,
+            summary: self.summary,
+            reason: self.reason,
+            changes: self.changes,
+            metadata: self.metadata,
+            display: self.display,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_ids() {
+        assert!(validate_tenant_id("acme-1.prod_eu").is_ok());
+        assert!(validate_tenant_id("").is_err());
+        assert!(validate_tenant_id(&"a".repeat(65)).is_err());
+        assert!(validate_tenant_id("a/b").is_err());
+        assert!(validate_tenant_id("a\0").is_err());
+    }
+
+    #[test]
+    fn validation_names_the_field_and_sorts_context() {
+        let mut a = NewActivity {
+            action: "x".into(),
+            resource: ObjectRef {
+                kind: "Invoice".into(),
+                id: None,
+            },
+            context: vec![("b".into(), "2".into()), ("a".into(), "1".into())],
+            ..Default::default()
+        };
+        a.validate("").unwrap();
+        assert_eq!(a.context[0].0, "a");
+        a.action = "a".repeat(129);
+        match a.validate("activities[2].") {
+            Err(Error::InvalidArgument { field, .. }) => assert_eq!(field, "activities[2].action"),
+            other => panic!("{other:?}"),
+        }
+        a.action = "ok".into();
+        a.metadata = Some(serde_json::json!([1]));
+        assert!(
+            matches!(a.validate(""), Err(Error::InvalidArgument { field, .. }) if field == "metadata")
+        );
+    }
+
+    #[test]
+    fn timezones() {
+        assert!(parse_timezone("Europe/Ljubljana").is_ok());
+        assert!(parse_timezone("Mars/Olympus").is_err());
+    }
+}

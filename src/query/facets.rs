@@ -1,0 +1,131 @@
+//! Facets: the distinct values of an indexed field with their counts, for filter dropdowns. Each
+//! distinct value costs one seek plus a key count within the time window; no record is decoded.
+
+use std::ops::Bound;
+
+use uuid::Uuid;
+
+use super::plan::distinct_values;
+use super::{filter, Filter, TimeBound};
+use crate::error::{Error, Result};
+use crate::store::keys::{self, IndexKind, Pos};
+use crate::store::Store;
+
+/// A field that facets can enumerate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FacetField {
+    Action,
+    ResourceType,
+    ActorType,
+    ActorName,
+    /// The values of one context key.
+    Context(String),
+}
+
+impl FacetField {
+    /// Parses `action`, `resource.type`, `actor.type`, `actor.name` or `context.KEY`.
+    pub fn parse(s: &str) -> Result<FacetField> {
+        Ok(match s {
+            "action" => FacetField::Action,
+            "resource.type" | "resource_type" => FacetField::ResourceType,
+            "actor.type" | "actor_type" => FacetField::ActorType,
+            "actor.name" | "actor_name" => FacetField::ActorName,
+            _ => match s.strip_prefix("context.") {
+                Some(k) if !k.is_empty() => FacetField::Context(k.to_owned()),
+                _ => {
+                    return Err(Error::invalid(
+                        "field",
+                        "must be action, resource.type, actor.type, actor.name or context.KEY",
+                    ))
+                }
+            },
+        })
+    }
+}
+
+/// What to enumerate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FacetRequest {
+    pub field: FacetField,
+    /// Only values starting with this.
+    pub prefix: Option<String>,
+    pub since: Option<TimeBound>,
+    pub until: Option<TimeBound>,
+    /// Most values returned (the most frequent first).
+    pub limit: usize,
+}
+
+/// One distinct value and how many activities in the window carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FacetValue {
+    pub value: String,
+    pub count: u64,
+}
+
+/// Distinct values enumerated before giving up.
+const MAX_DISTINCT: usize = 100_000;
+
+impl Store {
+    /// Distinct values of a field with their counts, most frequent first, ties by value.
+    pub fn facets(&self, tenant: &str, req: &FacetRequest) -> Result<Vec<FacetValue>> {
+        let info = self.tenant_info(tenant)?;
+        let window = filter::window(
+            &Filter {
+                since: req.since,
+                until: req.until,
+                ..Default::default()
+            },
+            info.tz,
+        );
+        if window.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (kind, key) = match &req.field {
+            FacetField::Action => (IndexKind::Action, None),
+            FacetField::ResourceType => (IndexKind::ResourceType, None),
+            FacetField::ActorType => (IndexKind::ActorType, None),
+            FacetField::ActorName => (IndexKind::ActorName, None),
+            FacetField::Context(k) => (IndexKind::Context, Some(k)),
+        };
+        let mut scan = keys::index_kind_prefix(info.no, kind);
+        if let Some(k) = key {
+            keys::push_escaped(&mut scan, k.as_bytes());
+        }
+        let value_start = scan.len();
+        keys::push_escaped_open(&mut scan, req.prefix.as_deref().unwrap_or("").as_bytes());
+        let Some(values) = distinct_values(&self.log, &scan, value_start, MAX_DISTINCT)? else {
+            return Err(Error::invalid(
+                "field",
+                format!("more than {MAX_DISTINCT} distinct values"),
+            ));
+        };
+        let lo = Bound::Included(Pos {
+            time: window.lo,
+            id: Uuid::nil(),
+        });
+        let hi = if window.hi == i64::MAX {
+            Bound::Unbounded
+        } else {
+            Bound::Excluded(Pos {
+                time: window.hi,
+                id: Uuid::nil(),
+            })
+        };
+        let mut out = Vec::new();
+        for (value, prefix) in values {
+            let mut count = 0u64;
+            for kv in self.log.range(keys::suffix_range(&prefix, lo, hi)) {
+                kv?;
+                count += 1;
+            }
+            if count > 0 {
+                let value =
+                    String::from_utf8(value).map_err(|_| Error::Corrupt("facet value".into()))?;
+                out.push(FacetValue { value, count });
+            }
+        }
+        out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+        out.truncate(req.limit);
+        Ok(out)
+    }
+}

@@ -1,0 +1,258 @@
+//! Filter semantics on one decoded activity, and the time window a filter allows. The planner
+//! narrows *where* it looks; this module alone decides *what* matches, so every plan gives the
+//! same answer.
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+
+use super::{Condition, Field, Filter, Op, Operand, TimeBound};
+use crate::model::Activity;
+
+/// `[lo, hi)` in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub(crate) lo: i64,
+    pub(crate) hi: i64,
+}
+
+impl Window {
+    pub(crate) const ALL: Window = Window {
+        lo: i64::MIN,
+        hi: i64::MAX,
+    };
+
+    pub(crate) fn contains(&self, t: i64) -> bool {
+        self.lo <= t && t < self.hi
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lo >= self.hi
+    }
+
+    fn at_least(&mut self, t: i64) {
+        self.lo = self.lo.max(t);
+    }
+
+    fn below(&mut self, t: i64) {
+        self.hi = self.hi.min(t);
+    }
+}
+
+/// The start of a calendar day in a time zone, in microseconds. A day that starts in a DST gap
+/// starts at the first instant that exists.
+pub(crate) fn day_start(date: NaiveDate, tz: chrono_tz::Tz) -> i64 {
+    let midnight = date.and_hms_opt(0, 0, 0).unwrap_or_default();
+    let t = match tz.from_local_datetime(&midnight) {
+        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
+            t.with_timezone(&Utc)
+        }
+        chrono::LocalResult::None => {
+            // Skip forward through the gap an hour at a time (gaps are at most a few hours).
+            let mut probe = midnight;
+            let mut found = None;
+            for _ in 0..4 {
+                probe += chrono::Duration::hours(1);
+                if let Some(t) = tz.from_local_datetime(&probe).earliest() {
+                    found = Some(t.with_timezone(&Utc));
+                    break;
+                }
+            }
+            found.unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
+        }
+    };
+    t.timestamp_micros()
+}
+
+fn micros(t: &DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// The time window a filter allows: `since`, `until` and the `created_at` range operators.
+pub(crate) fn window(f: &Filter, tz: chrono_tz::Tz) -> Window {
+    let mut w = Window::ALL;
+    match f.since {
+        Some(TimeBound::At(t)) => w.at_least(micros(&t)),
+        Some(TimeBound::Date(d)) => w.at_least(day_start(d, tz)),
+        None => {}
+    }
+    match f.until {
+        Some(TimeBound::At(t)) => w.below(micros(&t)),
+        Some(TimeBound::Date(d)) => {
+            if let Some(next) = d.succ_opt() {
+                w.below(day_start(next, tz));
+            }
+        }
+        None => {}
+    }
+    for c in &f.conditions {
+        if c.field != Field::CreatedAt {
+            continue;
+        }
+        let t = |o: &Operand| match o {
+            Operand::Time(t) => micros(t),
+            Operand::Str(_) => 0,
+        };
+        match &c.op {
+            Op::Equals(o) => {
+                w.at_least(t(o));
+                w.below(t(o).saturating_add(1));
+            }
+            Op::Gt(o) => w.at_least(t(o).saturating_add(1)),
+            Op::Gte(o) => w.at_least(t(o)),
+            Op::Lt(o) => w.below(t(o)),
+            Op::Lte(o) => w.below(t(o).saturating_add(1)),
+            Op::Between(a, b) => {
+                w.at_least(t(a));
+                w.below(t(b).saturating_add(1));
+            }
+            _ => {}
+        }
+    }
+    w
+}
+
+fn any_eq(list: &[String], v: Option<&str>) -> bool {
+    list.is_empty() || v.is_some_and(|v| list.iter().any(|x| x == v))
+}
+
+fn action_matches(list: &[String], action: &str) -> bool {
+    list.is_empty()
+        || list.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => action.starts_with(prefix),
+            None => p == action,
+        })
+}
+
+/// Does the activity match every filter? `w` is the filter's window.
+pub(crate) fn matches(f: &Filter, w: &Window, a: &Activity) -> bool {
+    let actor = a.actor.as_ref();
+    let target = a.target.as_ref();
+    w.contains(a.created_at.timestamp_micros())
+        && (f.ids.is_empty() || f.ids.contains(&a.id))
+        && action_matches(&f.actions, &a.action)
+        && any_eq(&f.resource_types, Some(&a.resource.kind))
+        && any_eq(&f.resource_ids, a.resource.id.as_deref())
+        && any_eq(&f.actor_types, actor.map(|x| x.kind.as_str()))
+        && any_eq(&f.actor_ids, actor.and_then(|x| x.id.as_deref()))
+        && any_eq(&f.actor_names, actor.and_then(|x| x.name.as_deref()))
+        && any_eq(&f.target_types, target.map(|x| x.kind.as_str()))
+        && any_eq(&f.target_ids, target.and_then(|x| x.id.as_deref()))
+        && f.context
+            .iter()
+            .all(|(k, v)| a.context_value(k) == Some(v.as_str()))
+        && f.conditions.iter().all(|c| condition_matches(c, a))
+}
+
+/// The string value of a field on an activity; `None` when absent.
+fn field_str<'a>(a: &'a Activity, field: &'a Field, id_buf: &'a mut String) -> Option<&'a str> {
+    let actor = a.actor.as_ref();
+    let target = a.target.as_ref();
+    match field {
+        Field::Id => {
+            *id_buf = a.id.to_string();
+            Some(id_buf.as_str())
+        }
+        Field::CreatedAt => None,
+        Field::Action => Some(&a.action),
+        Field::ResourceType => Some(&a.resource.kind),
+        Field::ResourceId => a.resource.id.as_deref(),
+        Field::ActorType => actor.map(|x| x.kind.as_str()),
+        Field::ActorId => actor.and_then(|x| x.id.as_deref()),
+        Field::ActorName => actor.and_then(|x| x.name.as_deref()),
+        Field::ActorEmail => actor.and_then(|x| x.email.as_deref()),
+        Field::TargetType => target.map(|x| x.kind.as_str()),
+        Field::TargetId => target.and_then(|x| x.id.as_deref()),
+        Field::Summary => a.summary.as_deref(),
+        Field::Context(k) => a.context_value(k),
+    }
+}
+
+fn condition_matches(c: &Condition, a: &Activity) -> bool {
+    if c.field == Field::CreatedAt {
+        let t = a.created_at;
+        let at = |o: &Operand| match o {
+            Operand::Time(x) => Some(*x),
+            Operand::Str(_) => None,
+        };
+        return match &c.op {
+            Op::Equals(o) => at(o) == Some(t),
+            Op::Gt(o) => at(o).is_some_and(|x| t > x),
+            Op::Gte(o) => at(o).is_some_and(|x| t >= x),
+            Op::Lt(o) => at(o).is_some_and(|x| t < x),
+            Op::Lte(o) => at(o).is_some_and(|x| t <= x),
+            Op::In(v) => v.iter().any(|o| at(o) == Some(t)),
+            Op::NotIn(v) => !v.iter().any(|o| at(o) == Some(t)),
+            Op::Between(lo, hi) => at(lo).is_some_and(|x| t >= x) && at(hi).is_some_and(|x| t <= x),
+            Op::Contains(_) | Op::StartsWith(_) | Op::EndsWith(_) => false,
+        };
+    }
+    let mut buf = String::new();
+    let v = field_str(a, &c.field, &mut buf);
+    fn s(o: &Operand) -> Option<&str> {
+        match o {
+            Operand::Str(x) => Some(x.as_str()),
+            Operand::Time(_) => None,
+        }
+    }
+    // An absent field matches only `notIn` (as in MongoDB's `$nin`).
+    let Some(v) = v else {
+        return matches!(c.op, Op::NotIn(_));
+    };
+    let id_eq = |x: &str| {
+        // Ids compare case-insensitively, as UUIDs do.
+        if c.field == Field::Id {
+            x.eq_ignore_ascii_case(v)
+        } else {
+            x == v
+        }
+    };
+    match &c.op {
+        Op::Equals(o) => s(o).is_some_and(id_eq),
+        Op::Gt(o) => s(o).is_some_and(|x| v > x),
+        Op::Gte(o) => s(o).is_some_and(|x| v >= x),
+        Op::Lt(o) => s(o).is_some_and(|x| v < x),
+        Op::Lte(o) => s(o).is_some_and(|x| v <= x),
+        Op::In(list) => list.iter().any(|o| s(o).is_some_and(id_eq)),
+        Op::NotIn(list) => !list.iter().any(|o| s(o).is_some_and(id_eq)),
+        Op::Contains(x) => v.to_lowercase().contains(&x.to_lowercase()),
+        Op::StartsWith(x) => v.starts_with(x.as_str()),
+        Op::EndsWith(x) => v.ends_with(x.as_str()),
+        Op::Between(lo, hi) => s(lo).is_some_and(|lo| v >= lo) && s(hi).is_some_and(|hi| v <= hi),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_until_includes_the_whole_day_in_the_tenant_zone() {
+        let tz: chrono_tz::Tz = "Europe/Ljubljana".parse().unwrap();
+        let d = NaiveDate::from_ymd_opt(2024, 1, 15).unwrap();
+        let f = Filter {
+            since: Some(TimeBound::Date(d)),
+            until: Some(TimeBound::Date(d)),
+            ..Default::default()
+        };
+        let w = window(&f, tz);
+        let start = Utc
+            .with_ymd_and_hms(2024, 1, 14, 23, 0, 0)
+            .unwrap()
+            .timestamp_micros();
+        assert_eq!(w.lo, start);
+        assert_eq!(w.hi, start + 86_400_000_000);
+    }
+
+    #[test]
+    fn day_start_in_a_dst_gap() {
+        // America/Santiago skipped 2022-09-11 00:00 → 01:00.
+        let tz: chrono_tz::Tz = "America/Santiago".parse().unwrap();
+        let d = NaiveDate::from_ymd_opt(2022, 9, 11).unwrap();
+        let t = day_start(d, tz);
+        assert_eq!(
+            t,
+            Utc.with_ymd_and_hms(2022, 9, 11, 4, 0, 0)
+                .unwrap()
+                .timestamp_micros()
+        );
+    }
+}

@@ -1,0 +1,528 @@
+//! The planner: picks one source of candidate positions for a filter (an id list, a set of index
+//! ranges merged by `(time, id)`, or the tenant's records), scans it in order from a cursor
+//! position, and keeps what `filter::matches` accepts.
+//!
+//! **Invariant:** every candidate passes through `filter::matches`, so the choice of source only
+//! changes speed, never the answer. A source is `exact` when it alone decides membership; then
+//! counts read keys and decode nothing.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::ops::{Bound, RangeBounds};
+
+use uuid::Uuid;
+
+use super::filter::{self, Window};
+use super::{Field, Filter, Op, Operand, Order};
+use crate::error::Result;
+use crate::model::Activity;
+use crate::store::keys::{self, IndexKind, Pos};
+use crate::store::{Store, TenantInfo};
+
+/// Most index ranges one query merges; past it the planner picks another source.
+const MAX_RANGES: usize = 1000;
+
+#[derive(Debug)]
+enum Source {
+    /// Nothing can match.
+    Empty,
+    /// Positions of listed ids, ascending.
+    Ids(Vec<Pos>),
+    /// Index value prefixes; each covers one value's entries in time order.
+    Ranges(Vec<Vec<u8>>),
+    /// Every record of the tenant.
+    Records,
+}
+
+#[derive(Debug)]
+pub(crate) struct Plan<'f> {
+    tenant: u32,
+    filter: &'f Filter,
+    window: Window,
+    source: Source,
+    exact: bool,
+}
+
+/// The values a filter allows for one field, from its list or from a `q` equals/in condition.
+/// Returns the values and how many constraints they stand for.
+fn values_of(list: &[String], f: &Filter, field: &Field) -> Option<Vec<String>> {
+    if !list.is_empty() {
+        return Some(list.to_vec());
+    }
+    f.conditions
+        .iter()
+        .filter(|c| &c.field == field)
+        .find_map(|c| match &c.op {
+            Op::Equals(Operand::Str(s)) => Some(vec![s.clone()]),
+            Op::In(v) => Some(
+                v.iter()
+                    .filter_map(|o| match o {
+                        Operand::Str(s) => Some(s.clone()),
+                        Operand::Time(_) => None,
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        })
+}
+
+/// How many separate constraints a filter has, not counting what its time window expresses.
+fn constraint_count(f: &Filter) -> usize {
+    let lists = [
+        f.ids.len(),
+        f.actions.len(),
+        f.resource_types.len(),
+        f.resource_ids.len(),
+        f.actor_types.len(),
+        f.actor_ids.len(),
+        f.actor_names.len(),
+        f.target_types.len(),
+        f.target_ids.len(),
+    ];
+    let window_only = |c: &super::Condition| {
+        c.field == Field::CreatedAt
+            && matches!(
+                c.op,
+                Op::Equals(_) | Op::Gt(_) | Op::Gte(_) | Op::Lt(_) | Op::Lte(_) | Op::Between(..)
+            )
+    };
+    lists.iter().filter(|n| **n > 0).count()
+        + f.context.len()
+        + f.conditions.iter().filter(|c| !window_only(c)).count()
+}
+
+/// A distinct value and the key prefix of its entries.
+pub(crate) type ValuePrefix = (Vec<u8>, Vec<u8>);
+
+/// Distinct values of one escaped key component among keys starting with `scan_prefix`, found by
+/// skipping from one value to the next (one seek per value). `value_start` is the offset of the
+/// component in the key. Returns `None` past `max` values.
+pub(crate) fn distinct_values(
+    log: &sled::Tree,
+    scan_prefix: &[u8],
+    value_start: usize,
+    max: usize,
+) -> Result<Option<Vec<ValuePrefix>>> {
+    let mut out = Vec::new();
+    let mut from = scan_prefix.to_vec();
+    loop {
+        let Some(kv) = log.range(from.clone()..).next() else {
+            break;
+        };
+        let (k, _) = kv?;
+        if !k.starts_with(scan_prefix) {
+            break;
+        }
+        let (value, rest) = keys::take_escaped(&k[value_start..])?;
+        let value_prefix = k[..k.len() - rest.len()].to_vec();
+        if out.len() == max {
+            return Ok(None);
+        }
+        let next = keys::prefix_successor(&value_prefix);
+        out.push((value, value_prefix));
+        match next {
+            Some(n) => from = n,
+            None => break,
+        }
+    }
+    Ok(Some(out))
+}
+
+impl<'f> Plan<'f> {
+    pub(crate) fn new(store: &Store, info: &TenantInfo, f: &'f Filter) -> Result<Plan<'f>> {
+        let tenant = info.no;
+        let window = filter::window(f, info.tz);
+        let total = constraint_count(f);
+        let plan = |source, used: usize| Plan {
+            tenant,
+            filter: f,
+            window,
+            source,
+            exact: used == total,
+        };
+        if window.is_empty() {
+            return Ok(plan(Source::Empty, total));
+        }
+
+        // An id list beats any index.
+        let ids: Option<Vec<Uuid>> = if !f.ids.is_empty() {
+            Some(f.ids.clone())
+        } else {
+            values_of(&[], f, &Field::Id)
+                .map(|v| v.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect())
+        };
+        if let Some(ids) = ids {
+            let mut found = Vec::new();
+            for id in ids {
+                if let Some(pos) = store.locate(tenant, id)? {
+                    if window.contains(pos.time) {
+                        found.push(pos);
+                    }
+                }
+            }
+            found.sort();
+            found.dedup();
+            return Ok(plan(Source::Ids(found), 1));
+        }
+
+        let prefixes =
+            |kind: IndexKind, a: &[String], b: Option<&[String]>| -> Option<Vec<Vec<u8>>> {
+                let b_len = b.map_or(1, <[String]>::len);
+                if a.len().saturating_mul(b_len) > MAX_RANGES {
+                    return None;
+                }
+                let mut out = Vec::new();
+                for x in a {
+                    match b {
+                        None => out.push(keys::index_value_prefix(tenant, kind, &[x.as_bytes()])),
+                        Some(b) => {
+                            for y in b {
+                                out.push(keys::index_value_prefix(
+                                    tenant,
+                                    kind,
+                                    &[x.as_bytes(), y.as_bytes()],
+                                ));
+                            }
+                        }
+                    }
+                }
+                Some(out)
+            };
+
+        // Composite (type, id) indexes first: they are the most selective.
+        let pairs = [
+            (
+                IndexKind::Resource,
+                (&f.resource_types, Field::ResourceType),
+                (&f.resource_ids, Field::ResourceId),
+            ),
+            (
+                IndexKind::Actor,
+                (&f.actor_types, Field::ActorType),
+                (&f.actor_ids, Field::ActorId),
+            ),
+            (
+                IndexKind::Target,
+                (&f.target_types, Field::TargetType),
+                (&f.target_ids, Field::TargetId),
+            ),
+        ];
+        for (kind, (tl, tf), (il, ifld)) in pairs {
+            if let (Some(types), Some(ids)) = (values_of(tl, f, &tf), values_of(il, f, &ifld)) {
+                if let Some(p) = prefixes(kind, &types, Some(&ids)) {
+                    return Ok(plan(Source::Ranges(p), 2));
+                }
+            }
+        }
+
+        if let Some((k, v)) = f.context.first() {
+            let p =
+                keys::index_value_prefix(tenant, IndexKind::Context, &[k.as_bytes(), v.as_bytes()]);
+            return Ok(plan(Source::Ranges(vec![p]), 1));
+        }
+        for c in &f.conditions {
+            if let (Field::Context(k), Op::Equals(Operand::Str(v))) = (&c.field, &c.op) {
+                let p = keys::index_value_prefix(
+                    tenant,
+                    IndexKind::Context,
+                    &[k.as_bytes(), v.as_bytes()],
+                );
+                return Ok(plan(Source::Ranges(vec![p]), 1));
+            }
+        }
+
+        if let Some(names) = values_of(&f.actor_names, f, &Field::ActorName) {
+            if let Some(p) = prefixes(IndexKind::ActorName, &names, None) {
+                return Ok(plan(Source::Ranges(p), 1));
+            }
+        }
+
+        if let Some(r) = action_ranges(store, tenant, f)? {
+            return Ok(plan(Source::Ranges(r), 1));
+        }
+
+        for (kind, list, field) in [
+            (
+                IndexKind::ResourceType,
+                &f.resource_types,
+                Field::ResourceType,
+            ),
+            (IndexKind::ActorType, &f.actor_types, Field::ActorType),
+        ] {
+            if let Some(v) = values_of(list, f, &field) {
+                if let Some(p) = prefixes(kind, &v, None) {
+                    return Ok(plan(Source::Ranges(p), 1));
+                }
+            }
+        }
+        Ok(plan(Source::Records, 0))
+    }
+
+    /// The scan bounds: the window, narrowed to after the cursor position in scan order.
+    fn bounds(&self, order: Order, after: Option<Pos>) -> (Bound<Pos>, Bound<Pos>) {
+        let lo_pos = Pos {
+            time: self.window.lo,
+            id: Uuid::nil(),
+        };
+        let mut lo = Bound::Included(lo_pos);
+        let mut hi = if self.window.hi == i64::MAX {
+            Bound::Unbounded
+        } else {
+            Bound::Excluded(Pos {
+                time: self.window.hi,
+                id: Uuid::nil(),
+            })
+        };
+        if let Some(a) = after {
+            match order {
+                Order::Asc if a >= lo_pos => lo = Bound::Excluded(a),
+                Order::Desc => {
+                    let tighter = match hi {
+                        Bound::Excluded(h) => a < h,
+                        _ => true,
+                    };
+                    if tighter {
+                        hi = Bound::Excluded(a);
+                    }
+                }
+                Order::Asc => {}
+            }
+        }
+        (lo, hi)
+    }
+
+    /// Calls `f` with each match in `order`, strictly after `after`, until it returns `Ok(false)`.
+    pub(crate) fn run(
+        &self,
+        store: &Store,
+        order: Order,
+        after: Option<Pos>,
+        mut f: impl FnMut(Activity) -> Result<bool>,
+    ) -> Result<()> {
+        let (lo, hi) = self.bounds(order, after);
+        let mut emit = |a: Activity| -> Result<bool> {
+            if filter::matches(self.filter, &self.window, &a) {
+                f(a)
+            } else {
+                Ok(true)
+            }
+        };
+        match &self.source {
+            Source::Empty => Ok(()),
+            Source::Ids(list) => {
+                let in_bounds = |p: &Pos| (lo, hi).contains(p);
+                let mut list: Vec<Pos> = list.iter().copied().filter(in_bounds).collect();
+                if order == Order::Desc {
+                    list.reverse();
+                }
+                for pos in list {
+                    if let Some(a) = store.record_at(self.tenant, pos)? {
+                        if !emit(a)? {
+                            break;
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Source::Records => {
+                let range = keys::suffix_range(&keys::record_prefix(self.tenant), lo, hi);
+                for kv in directed(store.log.range(range), order) {
+                    let (k, v) = kv?;
+                    let pos = keys::suffix_pos(&k)?;
+                    if !emit(Store::decode_record(pos, &v)?)? {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+            Source::Ranges(prefixes) => {
+                let mut merge = Merge::new(store, prefixes, lo, hi, order)?;
+                while let Some(pos) = merge.next()? {
+                    let Some(a) = store.record_at(self.tenant, pos)? else {
+                        return Err(crate::Error::Corrupt(format!(
+                            "index entry without record {}",
+                            pos.id
+                        )));
+                    };
+                    if !emit(a)? {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The exact number of matches.
+    pub(crate) fn count(&self, store: &Store) -> Result<u64> {
+        if !self.exact {
+            let mut n = 0u64;
+            self.run(store, Order::Asc, None, |_| {
+                n += 1;
+                Ok(true)
+            })?;
+            return Ok(n);
+        }
+        let (lo, hi) = self.bounds(Order::Asc, None);
+        let count_range = |prefix: &[u8]| -> Result<u64> {
+            let mut n = 0u64;
+            for kv in store.log.range(keys::suffix_range(prefix, lo, hi)) {
+                kv?;
+                n += 1;
+            }
+            Ok(n)
+        };
+        match &self.source {
+            Source::Empty => Ok(0),
+            Source::Ids(list) => Ok(list.len() as u64),
+            Source::Records => count_range(&keys::record_prefix(self.tenant)),
+            Source::Ranges(prefixes) => prefixes.iter().map(|p| count_range(p)).sum(),
+        }
+    }
+}
+
+/// The index ranges for the action filter: one per exact value, and one per distinct stored
+/// value under each prefix (`integration_*`, or a `startsWith` condition).
+fn action_ranges(store: &Store, tenant: u32, f: &Filter) -> Result<Option<Vec<Vec<u8>>>> {
+    let mut patterns: Vec<(String, bool)> = f
+        .actions
+        .iter()
+        .map(|a| match a.strip_suffix('*') {
+            Some(p) => (p.to_owned(), true),
+            None => (a.clone(), false),
+        })
+        .collect();
+    if patterns.is_empty() {
+        if let Some(v) = values_of(&[], f, &Field::Action) {
+            patterns = v.into_iter().map(|a| (a, false)).collect();
+        } else if let Some(p) = f.conditions.iter().find_map(|c| match (&c.field, &c.op) {
+            (Field::Action, Op::StartsWith(p)) => Some(p.clone()),
+            _ => None,
+        }) {
+            patterns.push((p, true));
+        }
+    }
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for (p, is_prefix) in patterns {
+        if !is_prefix {
+            out.push(keys::index_value_prefix(
+                tenant,
+                IndexKind::Action,
+                &[p.as_bytes()],
+            ));
+            continue;
+        }
+        let kind_prefix = keys::index_kind_prefix(tenant, IndexKind::Action);
+        let mut scan = kind_prefix.clone();
+        keys::push_escaped_open(&mut scan, p.as_bytes());
+        match distinct_values(&store.log, &scan, kind_prefix.len(), MAX_RANGES)? {
+            Some(values) => out.extend(values.into_iter().map(|(_, prefix)| prefix)),
+            None => return Ok(None),
+        }
+    }
+    out.sort();
+    out.dedup();
+    if out.len() > MAX_RANGES {
+        return Ok(None);
+    }
+    Ok(Some(out))
+}
+
+type KvIter = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
+
+fn directed(iter: sled::Iter, order: Order) -> KvIter {
+    match order {
+        Order::Asc => Box::new(iter),
+        Order::Desc => Box::new(iter.rev()),
+    }
+}
+
+/// One range's current head in the merge heap, ordered so the next position in scan order is on top.
+struct Head {
+    pos: Pos,
+    src: usize,
+    asc: bool,
+}
+
+impl Ord for Head {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let c = self.pos.cmp(&other.pos).then(self.src.cmp(&other.src));
+        if self.asc {
+            c.reverse()
+        } else {
+            c
+        }
+    }
+}
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Head {}
+
+/// A k-way merge of index ranges by `(time, id)`.
+struct Merge {
+    iters: Vec<KvIter>,
+    heap: BinaryHeap<Head>,
+    asc: bool,
+    last: Option<Pos>,
+}
+
+impl Merge {
+    fn new(
+        store: &Store,
+        prefixes: &[Vec<u8>],
+        lo: Bound<Pos>,
+        hi: Bound<Pos>,
+        order: Order,
+    ) -> Result<Merge> {
+        let asc = order == Order::Asc;
+        let mut m = Merge {
+            iters: Vec::with_capacity(prefixes.len()),
+            heap: BinaryHeap::new(),
+            asc,
+            last: None,
+        };
+        for (src, p) in prefixes.iter().enumerate() {
+            m.iters.push(directed(
+                store.log.range(keys::suffix_range(p, lo, hi)),
+                order,
+            ));
+            m.advance(src)?;
+        }
+        Ok(m)
+    }
+
+    fn advance(&mut self, src: usize) -> Result<()> {
+        if let Some(kv) = self.iters[src].next() {
+            let (k, _) = kv?;
+            self.heap.push(Head {
+                pos: keys::suffix_pos(&k)?,
+                src,
+                asc: self.asc,
+            });
+        }
+        Ok(())
+    }
+
+    fn next(&mut self) -> Result<Option<Pos>> {
+        while let Some(Head { pos, src, .. }) = self.heap.pop() {
+            self.advance(src)?;
+            if self.last == Some(pos) {
+                continue;
+            }
+            self.last = Some(pos);
+            return Ok(Some(pos));
+        }
+        Ok(None)
+    }
+}

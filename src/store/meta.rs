@@ -1,0 +1,166 @@
+//! The `meta` tree: format version, cursor secret, tenants and API keys, each value a version byte
+//! and bincode.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::{Tenant, TenantSettings};
+use crate::store::TenantInfo;
+
+/// The on-disk format this build writes and reads.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+
+const K_FORMAT: &[u8] = b"format";
+const K_SECRET: &[u8] = b"secret";
+const P_TENANT: &[u8] = b"t/";
+const P_KEY: &[u8] = b"k/";
+const V1: u8 = 1;
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<{ 64 * 1024 }>()
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    let mut out = vec![V1];
+    bincode::serde::encode_into_std_write(v, &mut out, config())
+        .map_err(|e| Error::Corrupt(format!("encoding metadata: {e}")))?;
+    Ok(out)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
+    match bytes.split_first() {
+        Some((&V1, body)) => bincode::serde::decode_from_slice(body, config())
+            .map(|(v, _)| v)
+            .map_err(|e| Error::Corrupt(format!("{what}: {e}"))),
+        _ => Err(Error::Corrupt(format!("{what}: unknown version"))),
+    }
+}
+
+/// Checks or writes the format version and returns the cursor secret, creating it on first open.
+pub(crate) fn init(meta: &sled::Tree) -> Result<[u8; 32]> {
+    match meta.get(K_FORMAT)? {
+        None => {
+            meta.insert(K_FORMAT, &FORMAT_VERSION.to_be_bytes()[..])?;
+        }
+        Some(v) => {
+            let b: [u8; 4] = v
+                .as_ref()
+                .try_into()
+                .map_err(|_| Error::Corrupt("format version".into()))?;
+            let found = u32::from_be_bytes(b);
+            if found != FORMAT_VERSION {
+                return Err(Error::UnsupportedFormat {
+                    found,
+                    supported: FORMAT_VERSION,
+                });
+            }
+        }
+    }
+    if let Some(v) = meta.get(K_SECRET)? {
+        return v
+            .as_ref()
+            .try_into()
+            .map_err(|_| Error::Corrupt("cursor secret".into()));
+    }
+    let secret: [u8; 32] = rand::random();
+    meta.insert(K_SECRET, &secret[..])?;
+    meta.flush()?;
+    Ok(secret)
+}
+
+#[derive(Serialize, Deserialize)]
+struct TenantV1 {
+    no: u32,
+    id: String,
+    timezone: String,
+    retention_days: Option<u32>,
+    created_us: i64,
+}
+
+pub(crate) fn tenant_info(no: u32, tenant: Tenant) -> Result<TenantInfo> {
+    let tz = crate::model::parse_timezone(&tenant.settings.timezone)?;
+    Ok(TenantInfo { no, tz, tenant })
+}
+
+pub(crate) fn put_tenant(meta: &sled::Tree, t: &TenantInfo) -> Result<()> {
+    let v = TenantV1 {
+        no: t.no,
+        id: t.tenant.id.clone(),
+        timezone: t.tenant.settings.timezone.clone(),
+        retention_days: t.tenant.settings.retention_days,
+        created_us: t.tenant.created_at.timestamp_micros(),
+    };
+    meta.insert([P_TENANT, t.tenant.id.as_bytes()].concat(), encode(&v)?)?;
+    Ok(())
+}
+
+pub(crate) fn load_tenants(meta: &sled::Tree) -> Result<HashMap<String, TenantInfo>> {
+    let mut out = HashMap::new();
+    for kv in meta.scan_prefix(P_TENANT) {
+        let (_, v) = kv?;
+        let t: TenantV1 = decode("tenant", &v)?;
+        let tenant = Tenant {
+            id: t.id.clone(),
+            settings: TenantSettings {
+                timezone: t.timezone,
+                retention_days: t.retention_days,
+            },
+            created_at: crate::model::micros_to_time(t.created_us),
+        };
+        out.insert(t.id, tenant_info(t.no, tenant)?);
+    }
+    Ok(out)
+}
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scope {
+    /// Tenants, keys, and every tenant's data.
+    Admin,
+    Read,
+    Write,
+    ReadWrite,
+}
+
+impl Scope {
+    pub fn can_read(self) -> bool {
+        matches!(self, Scope::Admin | Scope::Read | Scope::ReadWrite)
+    }
+    pub fn can_write(self) -> bool {
+        matches!(self, Scope::Admin | Scope::Write | Scope::ReadWrite)
+    }
+}
+
+/// A stored API key: never the secret itself, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    /// The public part of the key, used to find its record.
+    pub key_id: String,
+    /// `None` for an admin key.
+    pub tenant: Option<String>,
+    pub scope: Scope,
+    /// A hash of the secret part (the caller chooses the hash).
+    pub hash: [u8; 32],
+    pub created_at: DateTime<Utc>,
+    pub revoked: bool,
+}
+
+pub(crate) fn put_api_key(meta: &sled::Tree, k: &ApiKeyRecord) -> Result<()> {
+    meta.insert([P_KEY, k.key_id.as_bytes()].concat(), encode(k)?)?;
+    Ok(())
+}
+
+pub(crate) fn get_api_key(meta: &sled::Tree, key_id: &str) -> Result<Option<ApiKeyRecord>> {
+    meta.get([P_KEY, key_id.as_bytes()].concat())?
+        .map(|v| decode("api key", &v))
+        .transpose()
+}
+
+pub(crate) fn list_api_keys(meta: &sled::Tree) -> Result<Vec<ApiKeyRecord>> {
+    meta.scan_prefix(P_KEY)
+        .map(|kv| decode("api key", &kv?.1))
+        .collect()
+}

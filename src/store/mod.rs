@@ -1,0 +1,637 @@
+//! The store: activities and their index entries in sled, tenants and keys beside them.
+//!
+//! Two sled trees. `log` holds every record, id entry and index entry of every tenant (layout in
+//! `keys` and `docs/key-format.md`); one append is one `apply_batch` on it, which sled makes atomic
+//! across a crash, so a record never exists without its index entries or the other way round.
+//! `meta` holds the format version, the cursor secret, tenants and API keys.
+
+mod codec;
+mod commit;
+pub(crate) mod keys;
+mod meta;
+mod verify;
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use parking_lot::{Mutex, RwLock};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::model::{
+    Activity, Appended, NewActivity, Tenant, TenantPatch, TenantSettings, MAX_BATCH,
+};
+
+use keys::{IndexKind, Pos};
+pub use meta::{ApiKeyRecord, Scope};
+pub use verify::VerifyReport;
+
+/// When an append is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Only after it is on disk; concurrent appends share one flush.
+    #[default]
+    Sync,
+    /// At once; a background flush runs every 100 ms.
+    Relaxed,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "sync" => Ok(Durability::Sync),
+            "relaxed" => Ok(Durability::Relaxed),
+            _ => Err(Error::invalid("durability", "must be sync or relaxed")),
+        }
+    }
+}
+
+/// A source of the current time, injectable for tests.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// How to open a store.
+#[derive(Clone)]
+pub struct Options {
+    pub durability: Durability,
+    /// sled's page cache, in bytes.
+    pub cache_capacity: u64,
+    pub clock: Clock,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            durability: Durability::Sync,
+            cache_capacity: 128 << 20,
+            clock: Arc::new(Utc::now),
+        }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("durability", &self.durability)
+            .field("cache_capacity", &self.cache_capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A tenant as the store keeps it in memory.
+#[derive(Debug, Clone)]
+pub(crate) struct TenantInfo {
+    pub(crate) no: u32,
+    pub(crate) tz: chrono_tz::Tz,
+    pub(crate) tenant: Tenant,
+}
+
+/// An open activity store. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct Store {
+    db: sled::Db,
+    pub(crate) log: sled::Tree,
+    meta: sled::Tree,
+    path: PathBuf,
+    options: Options,
+    pub(crate) secret: [u8; 32],
+    tenants: RwLock<HashMap<String, TenantInfo>>,
+    /// Serializes the check-then-write of appends, retention and tenant creation.
+    writer: Mutex<()>,
+    commit: commit::GroupCommit,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs a sled call, turning a panic inside sled (it has some on damaged files) into an error.
+pub(crate) fn guard<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(Error::EnginePanic(format!("{what}: {msg}")))
+        }
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in directory `path`.
+    pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Store> {
+        let path = path.as_ref().to_path_buf();
+        let flush_every = match options.durability {
+            Durability::Sync => None,
+            Durability::Relaxed => Some(100),
+        };
+        let config = sled::Config::new()
+            .path(&path)
+            .cache_capacity(options.cache_capacity)
+            .flush_every_ms(flush_every);
+        let (db, log, meta_tree) = guard("open", || {
+            let db = config.open()?;
+            let log = db.open_tree("log")?;
+            let meta_tree = db.open_tree("meta")?;
+            Ok((db, log, meta_tree))
+        })?;
+        let secret = guard("open", || meta::init(&meta_tree))?;
+        let tenants = guard("open", || meta::load_tenants(&meta_tree))?;
+        let commit = commit::GroupCommit::default();
+        Ok(Store {
+            db,
+            log,
+            meta: meta_tree,
+            path,
+            options,
+            secret,
+            tenants: RwLock::new(tenants),
+            writer: Mutex::new(()),
+            commit,
+        })
+    }
+
+    /// The directory the store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The durability this store was opened with.
+    pub fn durability(&self) -> Durability {
+        self.options.durability
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        crate::model::truncate_to_micros((self.options.clock)())
+    }
+
+    /// Flushes everything written so far to disk.
+    pub fn flush(&self) -> Result<()> {
+        let seq = self.commit.written();
+        self.commit.wait(seq, || {
+            guard("flush", || Ok(self.db.flush().map(|_| ())?))
+        })
+    }
+
+    /// Bytes the database occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    // ---- tenants ---------------------------------------------------------------------------
+
+    /// Creates a tenant. The first tenant created is the default one of admin requests.
+    pub fn create_tenant(&self, id: &str, settings: TenantSettings) -> Result<Tenant> {
+        crate::model::validate_tenant_id(id)?;
+        crate::model::validate_settings(&settings)?;
+        let _w = self.writer.lock();
+        if self.tenants.read().contains_key(id) {
+            return Err(Error::TenantExists(id.to_owned()));
+        }
+        let no = self
+            .tenants
+            .read()
+            .values()
+            .map(|t| t.no + 1)
+            .max()
+            .unwrap_or(1);
+        let tenant = Tenant {
+            id: id.to_owned(),
+            settings,
+            created_at: self.now(),
+        };
+        let info = meta::tenant_info(no, tenant.clone())?;
+        meta::put_tenant(&self.meta, &info)?;
+        self.flush()?;
+        self.tenants.write().insert(id.to_owned(), info);
+        Ok(tenant)
+    }
+
+    /// Changes a tenant's settings.
+    pub fn update_tenant(&self, id: &str, patch: TenantPatch) -> Result<Tenant> {
+        let _w = self.writer.lock();
+        let mut info = self.tenant_info(id)?;
+        if let Some(tz) = patch.timezone {
+            info.tenant.settings.timezone = tz;
+        }
+        if let Some(r) = patch.retention_days {
+            info.tenant.settings.retention_days = r;
+        }
+        crate::model::validate_settings(&info.tenant.settings)?;
+        let info = meta::tenant_info(info.no, info.tenant)?;
+        meta::put_tenant(&self.meta, &info)?;
+        self.flush()?;
+        self.tenants.write().insert(id.to_owned(), info.clone());
+        Ok(info.tenant)
+    }
+
+    /// One tenant, if it exists.
+    pub fn tenant(&self, id: &str) -> Option<Tenant> {
+        self.tenants.read().get(id).map(|t| t.tenant.clone())
+    }
+
+    /// Every tenant, in order of creation.
+    pub fn tenants(&self) -> Vec<Tenant> {
+        let mut v: Vec<TenantInfo> = self.tenants.read().values().cloned().collect();
+        v.sort_by_key(|t| t.no);
+        v.into_iter().map(|t| t.tenant).collect()
+    }
+
+    /// The first tenant created, if any.
+    pub fn default_tenant(&self) -> Option<Tenant> {
+        self.tenants
+            .read()
+            .values()
+            .min_by_key(|t| t.no)
+            .map(|t| t.tenant.clone())
+    }
+
+    pub(crate) fn tenant_info(&self, id: &str) -> Result<TenantInfo> {
+        self.tenants
+            .read()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::TenantNotFound(id.to_owned()))
+    }
+
+    // ---- API keys ----------------------------------------------------------------------------
+
+    /// Stores an API key record (the caller hashes the secret).
+    pub fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        if let Some(t) = &key.tenant {
+            self.tenant_info(t)?;
+        }
+        meta::put_api_key(&self.meta, key)?;
+        self.flush()
+    }
+
+    /// One API key record by its public id.
+    pub fn api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>> {
+        meta::get_api_key(&self.meta, key_id)
+    }
+
+    /// Every API key record (revoked ones included).
+    pub fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        meta::list_api_keys(&self.meta)
+    }
+
+    /// Marks a key revoked. Returns false if there is no such key.
+    pub fn revoke_api_key(&self, key_id: &str) -> Result<bool> {
+        let Some(mut k) = meta::get_api_key(&self.meta, key_id)? else {
+            return Ok(false);
+        };
+        k.revoked = true;
+        meta::put_api_key(&self.meta, &k)?;
+        self.flush()?;
+        Ok(true)
+    }
+
+    // ---- appends -----------------------------------------------------------------------------
+
+    /// Appends one activity. See [`Store::append_batch`].
+    pub fn append(&self, tenant: &str, activity: NewActivity) -> Result<Appended> {
+        let mut v = self.append_inner(tenant, vec![activity], false)?;
+        v.pop()
+            .ok_or_else(|| Error::Corrupt("append returned nothing".into()))
+    }
+
+    /// Appends up to 1,000 activities, all or nothing. An activity whose id exists with the same
+    /// content is acknowledged with `created: false` and not written again; with other content the
+    /// whole batch fails with `Conflict`. In `Sync` durability this returns after the flush.
+    pub fn append_batch(&self, tenant: &str, batch: Vec<NewActivity>) -> Result<Vec<Appended>> {
+        self.append_inner(tenant, batch, true)
+    }
+
+    fn append_inner(
+        &self,
+        tenant: &str,
+        mut batch: Vec<NewActivity>,
+        is_batch: bool,
+    ) -> Result<Vec<Appended>> {
+        if batch.is_empty() {
+            return Err(Error::invalid("activities", "must not be empty"));
+        }
+        if batch.len() > MAX_BATCH {
+            return Err(Error::invalid(
+                "activities",
+                format!("more than {MAX_BATCH} in one batch"),
+            ));
+        }
+        for (i, a) in batch.iter_mut().enumerate() {
+            let prefix = if is_batch {
+                format!("activities[{i}].")
+            } else {
+                String::new()
+            };
+            a.validate(&prefix)?;
+        }
+        let info = self.tenant_info(tenant)?;
+        let mut out = Vec::with_capacity(batch.len());
+        let mut sled_batch = sled::Batch::default();
+        let mut in_batch: HashMap<Uuid, usize> = HashMap::new();
+        let mut written: Vec<Activity> = Vec::new();
+        let seq = {
+            let _w = self.writer.lock();
+            let now = self.now();
+            for a in batch {
+                let created_at = a.created_at.unwrap_or(now);
+                let supplied_time = a.created_at.is_some();
+                let id = match a.id {
+                    Some(id) => id,
+                    None => new_id(created_at.timestamp_micros()),
+                };
+                let activity = a.into_activity(id, created_at);
+                if let Some(&j) = in_batch.get(&id) {
+                    let earlier: &Activity = &written[j];
+                    if !same_content(earlier, &activity, supplied_time) {
+                        return Err(Error::Conflict { id });
+                    }
+                    out.push(Appended {
+                        id,
+                        created_at: earlier.created_at,
+                        created: false,
+                    });
+                    continue;
+                }
+                if let Some(existing) = self.get_by_no(info.no, id)? {
+                    if !same_content(&existing, &activity, supplied_time) {
+                        return Err(Error::Conflict { id });
+                    }
+                    out.push(Appended {
+                        id,
+                        created_at: existing.created_at,
+                        created: false,
+                    });
+                    continue;
+                }
+                write_activity(&mut sled_batch, info.no, &activity)?;
+                out.push(Appended {
+                    id,
+                    created_at,
+                    created: true,
+                });
+                in_batch.insert(id, written.len());
+                written.push(activity);
+            }
+            if written.is_empty() {
+                None
+            } else {
+                guard("append", || Ok(self.log.apply_batch(sled_batch)?))?;
+                Some(self.commit.record_write())
+            }
+        };
+        if let (Some(seq), Durability::Sync) = (seq, self.options.durability) {
+            self.commit.wait(seq, || {
+                guard("flush", || Ok(self.db.flush().map(|_| ())?))
+            })?;
+        }
+        Ok(out)
+    }
+
+    // ---- reads -------------------------------------------------------------------------------
+
+    /// One activity by id, or `None`.
+    pub fn get(&self, tenant: &str, id: Uuid) -> Result<Option<Activity>> {
+        let info = self.tenant_info(tenant)?;
+        self.get_by_no(info.no, id)
+    }
+
+    /// Where a record lives: its time comes from the id itself when the id was minted for it
+    /// (see [`new_id`]), else from the id entry.
+    pub(crate) fn locate(&self, tenant: u32, id: Uuid) -> Result<Option<Pos>> {
+        if let Some(time) = id_time_hint(id) {
+            let pos = Pos { time, id };
+            if self.log.contains_key(keys::record_key(tenant, pos))? {
+                return Ok(Some(pos));
+            }
+        }
+        match self.log.get(keys::id_key(tenant, id))? {
+            None => Ok(None),
+            Some(v) => {
+                let b: [u8; 8] = v
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| Error::Corrupt("id entry of bad length".into()))?;
+                Ok(Some(Pos {
+                    time: keys::decode_time(b),
+                    id,
+                }))
+            }
+        }
+    }
+
+    pub(crate) fn get_by_no(&self, tenant: u32, id: Uuid) -> Result<Option<Activity>> {
+        let Some(pos) = self.locate(tenant, id)? else {
+            return Ok(None);
+        };
+        self.record_at(tenant, pos)
+    }
+
+    /// The record at a position, decoded.
+    pub(crate) fn record_at(&self, tenant: u32, pos: Pos) -> Result<Option<Activity>> {
+        match self.log.get(keys::record_key(tenant, pos))? {
+            None => Ok(None),
+            Some(v) => Ok(Some(codec::decode(pos, &v)?)),
+        }
+    }
+
+    pub(crate) fn decode_record(pos: Pos, bytes: &[u8]) -> Result<Activity> {
+        codec::decode(pos, bytes)
+    }
+
+    // ---- retention ---------------------------------------------------------------------------
+
+    /// Removes every activity older than its tenant's `retention_days` at `now`, each record
+    /// together with its index entries. Returns how many were removed.
+    pub fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64> {
+        let mut removed = 0u64;
+        for t in self.tenants() {
+            let Some(days) = t.settings.retention_days else {
+                continue;
+            };
+            let info = self.tenant_info(&t.id)?;
+            let cutoff = now
+                .timestamp_micros()
+                .saturating_sub(i64::from(days) * 86_400_000_000);
+            loop {
+                let _w = self.writer.lock();
+                let prefix = keys::record_prefix(info.no);
+                let range = keys::suffix_range(
+                    &prefix,
+                    std::ops::Bound::Unbounded,
+                    std::ops::Bound::Excluded(Pos {
+                        time: cutoff,
+                        id: Uuid::nil(),
+                    }),
+                );
+                let mut batch = sled::Batch::default();
+                let mut n = 0u64;
+                for kv in self.log.range(range).take(512) {
+                    let (k, v) = kv?;
+                    let (_, pos) = keys::decode_record_key(&k)?;
+                    let a = codec::decode(pos, &v)?;
+                    batch.remove(k);
+                    for key in derived_keys(info.no, &a) {
+                        batch.remove(key);
+                    }
+                    n += 1;
+                }
+                if n == 0 {
+                    break;
+                }
+                guard("purge", || Ok(self.log.apply_batch(batch)?))?;
+                self.commit.record_write();
+                removed += n;
+            }
+        }
+        if removed > 0 {
+            self.flush()?;
+        }
+        Ok(removed)
+    }
+
+    /// Cross-checks every record against every index entry; stops at the first disagreement.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        verify::run(self)
+    }
+}
+
+/// Two activities with the same id are "the same" when every field matches; when the second
+/// write did not name a time, the time is not part of the comparison.
+fn same_content(existing: &Activity, new: &Activity, new_time_supplied: bool) -> bool {
+    if new_time_supplied {
+        existing == new
+    } else {
+        let mut n = new.clone();
+        n.created_at = existing.created_at;
+        *existing == n
+    }
+}
+
+/// Adds one activity's record, id entry (when needed) and index entries to a batch.
+fn write_activity(batch: &mut sled::Batch, tenant: u32, a: &Activity) -> Result<()> {
+    let pos = Pos {
+        time: a.created_at.timestamp_micros(),
+        id: a.id,
+    };
+    batch.insert(keys::record_key(tenant, pos), codec::encode(a)?);
+    for k in derived_keys(tenant, a) {
+        batch.insert(k, &[][..]);
+    }
+    if id_time_hint(a.id) != Some(pos.time) {
+        batch.insert(keys::id_key(tenant, a.id), &keys::encode_time(pos.time)[..]);
+    }
+    Ok(())
+}
+
+/// Every index key an activity has (not the record or id key). The one definition of what is
+/// indexed: appends, retention and `verify` all call it.
+pub(crate) fn derived_keys(tenant: u32, a: &Activity) -> Vec<Vec<u8>> {
+    let pos = Pos {
+        time: a.created_at.timestamp_micros(),
+        id: a.id,
+    };
+    let mut out = Vec::with_capacity(8 + a.context.len());
+    let mut add =
+        |kind: IndexKind, vals: &[&[u8]]| out.push(keys::index_key(tenant, kind, vals, pos));
+    add(IndexKind::Action, &[a.action.as_bytes()]);
+    add(IndexKind::ResourceType, &[a.resource.kind.as_bytes()]);
+    if let Some(id) = &a.resource.id {
+        add(
+            IndexKind::Resource,
+            &[a.resource.kind.as_bytes(), id.as_bytes()],
+        );
+    }
+    if let Some(actor) = &a.actor {
+        add(IndexKind::ActorType, &[actor.kind.as_bytes()]);
+        if let Some(id) = &actor.id {
+            add(IndexKind::Actor, &[actor.kind.as_bytes(), id.as_bytes()]);
+        }
+        if let Some(name) = &actor.name {
+            add(IndexKind::ActorName, &[name.as_bytes()]);
+        }
+    }
+    if let Some(t) = &a.target {
+        if let Some(id) = &t.id {
+            add(IndexKind::Target, &[t.kind.as_bytes(), id.as_bytes()]);
+        }
+    }
+    for (k, v) in &a.context {
+        add(IndexKind::Context, &[k.as_bytes(), v.as_bytes()]);
+    }
+    out
+}
+
+/// A fresh UUIDv7 that carries its record's time: the 48-bit millisecond field holds the
+/// milliseconds and the 12-bit `rand_a` field the microseconds within them (RFC 9562 §6.2,
+/// method 3), so `get` finds the record with one seek and no id entry is written. Times before
+/// 1970 or past 48 bits get a random v4 id and an id entry.
+pub(crate) fn new_id(time_us: i64) -> Uuid {
+    let random: u128 = rand::random();
+    let (ms, sub) = (time_us.div_euclid(1000), time_us.rem_euclid(1000));
+    let (Ok(ms), Ok(sub)) = (u64::try_from(ms), u16::try_from(sub)) else {
+        return Uuid::new_v4();
+    };
+    if ms >= 1 << 48 {
+        return Uuid::new_v4();
+    }
+    let mut b = random.to_be_bytes();
+    b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    let [hi, lo] = sub.to_be_bytes();
+    b[6] = 0x70 | (hi & 0x0F);
+    b[7] = lo;
+    b[8] = 0x80 | (b[8] & 0x3F);
+    Uuid::from_bytes(b)
+}
+
+/// The record time an id minted by [`new_id`] carries, if it is such an id.
+pub(crate) fn id_time_hint(id: Uuid) -> Option<i64> {
+    let b = id.as_bytes();
+    if b[6] >> 4 != 7 || b[8] >> 6 != 0b10 {
+        return None;
+    }
+    let mut ms = [0u8; 8];
+    ms[2..].copy_from_slice(&b[..6]);
+    let ms = i64::try_from(u64::from_be_bytes(ms)).ok()?;
+    let sub = (i64::from(b[6] & 0x0F) << 8) | i64::from(b[7]);
+    (sub < 1000).then(|| ms * 1000 + sub)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_ids_carry_their_time() {
+        for t in [
+            0i64,
+            1,
+            999,
+            1_000,
+            1_700_000_000_123_456,
+            (1 << 48) * 1000 - 1,
+        ] {
+            let id = new_id(t);
+            assert_eq!(id.get_version_num(), 7, "{t}");
+            assert_eq!(id_time_hint(id), Some(t), "{t}");
+        }
+        for t in [-1i64, -1_000_000, (1 << 48) * 1000] {
+            let id = new_id(t);
+            assert_eq!(id.get_version_num(), 4, "{t}");
+            assert_eq!(id_time_hint(id), None);
+        }
+        // An ordinary v7 from another generator may carry random sub-millisecond bits.
+        let foreign = Uuid::now_v7();
+        let _ = id_time_hint(foreign);
+        assert_eq!(id_time_hint(Uuid::nil()), None);
+    }
+}

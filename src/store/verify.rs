@@ -1,0 +1,103 @@
+//! `verify`: every record has exactly the index entries it implies, and every index and id entry
+//! points at a record that implies it.
+
+use std::collections::HashSet;
+
+use crate::error::Result;
+use crate::store::keys::{self, Pos};
+use crate::store::{codec, derived_keys, guard, id_time_hint, Store};
+
+/// What `verify` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub records: u64,
+    pub index_entries: u64,
+    pub id_entries: u64,
+    /// The first disagreement, if any; `None` means the store is consistent.
+    pub problem: Option<String>,
+}
+
+impl VerifyReport {
+    pub fn is_ok(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+pub(crate) fn run(store: &Store) -> Result<VerifyReport> {
+    guard("verify", || run_inner(store))
+}
+
+fn run_inner(store: &Store) -> Result<VerifyReport> {
+    let mut report = VerifyReport::default();
+    let tenants: HashSet<u32> = store
+        .tenants()
+        .iter()
+        .filter_map(|t| store.tenant_info(&t.id).ok())
+        .map(|t| t.no)
+        .collect();
+    let fail = |mut r: VerifyReport, msg: String| {
+        r.problem = Some(msg);
+        Ok(r)
+    };
+    for kv in store.log.iter() {
+        let (k, v) = kv?;
+        let tenant = match k.get(..keys::TENANT_LEN) {
+            Some(b) => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            None => return fail(report, format!("key too short: {k:?}")),
+        };
+        if !tenants.contains(&tenant) {
+            return fail(report, format!("key of unknown tenant number {tenant}"));
+        }
+        if let Ok((_, pos)) = keys::decode_record_key(&k) {
+            report.records += 1;
+            let a = match codec::decode(pos, &v) {
+                Ok(a) => a,
+                Err(e) => return fail(report, format!("record {} does not decode: {e}", pos.id)),
+            };
+            for ik in derived_keys(tenant, &a) {
+                if !store.log.contains_key(&ik)? {
+                    return fail(report, format!("record {} lacks an index entry", a.id));
+                }
+            }
+            if id_time_hint(a.id) != Some(pos.time) {
+                match store.log.get(keys::id_key(tenant, a.id))? {
+                    Some(t) if t.as_ref() == keys::encode_time(pos.time) => {}
+                    _ => return fail(report, format!("record {} lacks its id entry", a.id)),
+                }
+            }
+        } else if let Ok(e) = keys::decode_index_key(&k) {
+            report.index_entries += 1;
+            let Some(a) = store.record_at(tenant, e.pos)? else {
+                return fail(
+                    report,
+                    format!("index entry for missing record {}", e.pos.id),
+                );
+            };
+            if !derived_keys(tenant, &a)
+                .iter()
+                .any(|d| d.as_slice() == k.as_ref())
+            {
+                return fail(
+                    report,
+                    format!("index entry that record {} does not imply", a.id),
+                );
+            }
+        } else if let Ok((_, id)) = keys::decode_id_key(&k) {
+            report.id_entries += 1;
+            let b: Result<[u8; 8], _> = v.as_ref().try_into();
+            let Ok(b) = b else {
+                return fail(report, format!("id entry {id} of bad length"));
+            };
+            let pos = Pos {
+                time: keys::decode_time(b),
+                id,
+            };
+            if !store.log.contains_key(keys::record_key(tenant, pos))? {
+                return fail(report, format!("id entry for missing record {id}"));
+            }
+        } else {
+            return fail(report, format!("key of unknown kind: {k:?}"));
+        }
+    }
+    Ok(report)
+}
