@@ -326,6 +326,8 @@ fn import(store: &Store, args: ImportArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("line {line_no}: {msg}");
                 stats.bad += 1;
                 if !skip {
+                    // Everything before the bad line is imported, nothing after it.
+                    write_batch(store, &tenant, std::mem::take(&mut batch), skip, &mut stats)?;
                     failed = true;
                     break;
                 }

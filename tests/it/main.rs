@@ -1,0 +1,5 @@
+//! Integration tests, linked into one binary. One module per area.
+
+mod cli;
+mod http;
+mod server;
