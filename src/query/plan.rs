@@ -28,7 +28,7 @@ enum Source {
     Empty,
     /// Positions of listed ids, ascending.
     Ids(Vec<Pos>),
-    /// Index value prefixes; each covers one value's entries in time order.
+    /// Index value prefixes, distinct; each covers one value's entries in time order.
     Ranges(Vec<Vec<u8>>),
     /// Every record of the tenant.
     Records,
@@ -186,6 +186,9 @@ impl<'f> Plan<'f> {
                         }
                     }
                 }
+                // A repeated IN value must not become a repeated range: key-only counts sum ranges.
+                out.sort();
+                out.dedup();
                 Some(out)
             };
 

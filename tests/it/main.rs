@@ -1,0 +1,5 @@
+//! Integration tests, linked into one binary.
+
+mod crash;
+mod model;
+mod store;
