@@ -269,7 +269,7 @@ enum Step {
     },
     Walk {
         tenant: usize,
-        filter: GenFilter,
+        filter: Box<GenFilter>,
         asc: bool,
         sizes: Vec<usize>,
         appends_between: Vec<GenActivity>,
@@ -281,7 +281,7 @@ fn gen_step() -> impl Strategy<Value = Step> {
     prop_oneof![
         5 => (0..TENANTS.len(), prop::collection::vec(gen_activity(), 1..12), 0u8..3)
             .prop_map(|(tenant, batch, tick)| Step::Append { tenant, batch, tick }),
-        4 => (0..TENANTS.len(), gen_filter(), any::<bool>(), prop::collection::vec(1usize..6, 1..8),
+        4 => (0..TENANTS.len(), gen_filter().prop_map(Box::new), any::<bool>(), prop::collection::vec(1usize..6, 1..8),
               prop::collection::vec(gen_activity(), 0..3))
             .prop_map(|(tenant, filter, asc, sizes, appends_between)| Step::Walk { tenant, filter, asc, sizes, appends_between }),
         1 => Just(Step::Reopen),
