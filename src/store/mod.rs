@@ -53,6 +53,19 @@ impl std::str::FromStr for Durability {
 /// A source of the current time, injectable for tests.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
+/// A point where the store calls into the storage engine to change or persist data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FaultPoint {
+    Open,
+    ApplyBatch,
+    Flush,
+}
+
+/// A test seam: called before every engine operation of a [`FaultPoint`]; returning `true` makes
+/// that operation fail with an I/O error instead of running.
+pub type FaultHook = Arc<dyn Fn(FaultPoint) -> bool + Send + Sync>;
+
 /// How to open a store.
 #[derive(Clone)]
 pub struct Options {
@@ -60,6 +73,8 @@ pub struct Options {
     /// sled's page cache, in bytes.
     pub cache_capacity: u64,
     pub clock: Clock,
+    /// Injected storage faults, for tests. `None` in production.
+    pub fault_hook: Option<FaultHook>,
 }
 
 impl Default for Options {
@@ -68,7 +83,18 @@ impl Default for Options {
             durability: Durability::Sync,
             cache_capacity: 128 << 20,
             clock: Arc::new(Utc::now),
+            fault_hook: None,
         }
+    }
+}
+
+/// Fails with an injected I/O error if the hook says so.
+fn check_fault(hook: &Option<FaultHook>, point: FaultPoint) -> Result<()> {
+    match hook {
+        Some(h) if h(point) => Err(Error::Io(std::io::Error::other(format!(
+            "injected fault at {point:?}"
+        )))),
+        _ => Ok(()),
     }
 }
 
@@ -138,6 +164,7 @@ impl Store {
             .path(&path)
             .cache_capacity(options.cache_capacity)
             .flush_every_ms(flush_every);
+        check_fault(&options.fault_hook, FaultPoint::Open)?;
         let (db, log, meta_tree) = guard("open", || {
             let db = config.open()?;
             let log = db.open_tree("log")?;
@@ -176,10 +203,22 @@ impl Store {
 
     /// Flushes everything written so far to disk.
     pub fn flush(&self) -> Result<()> {
-        let seq = self.commit.written();
+        self.wait_flushed(self.commit.written())
+    }
+
+    /// Returns once write `seq` is on disk (group commit).
+    fn wait_flushed(&self, seq: u64) -> Result<()> {
         self.commit.wait(seq, || {
+            check_fault(&self.options.fault_hook, FaultPoint::Flush)?;
             guard("flush", || Ok(self.db.flush().map(|_| ())?))
         })
+    }
+
+    /// The one place where data reaches the `log` tree.
+    fn apply(&self, what: &str, batch: sled::Batch) -> Result<u64> {
+        check_fault(&self.options.fault_hook, FaultPoint::ApplyBatch)?;
+        guard(what, || Ok(self.log.apply_batch(batch)?))?;
+        Ok(self.commit.record_write())
     }
 
     /// Bytes the database occupies on disk.
@@ -385,14 +424,11 @@ impl Store {
             if written.is_empty() {
                 None
             } else {
-                guard("append", || Ok(self.log.apply_batch(sled_batch)?))?;
-                Some(self.commit.record_write())
+                Some(self.apply("append", sled_batch)?)
             }
         };
         if let (Some(seq), Durability::Sync) = (seq, self.options.durability) {
-            self.commit.wait(seq, || {
-                guard("flush", || Ok(self.db.flush().map(|_| ())?))
-            })?;
+            self.wait_flushed(seq)?;
         }
         Ok(out)
     }
@@ -488,8 +524,7 @@ impl Store {
                 if n == 0 {
                     break;
                 }
-                guard("purge", || Ok(self.log.apply_batch(batch)?))?;
-                self.commit.record_write();
+                self.apply("purge", batch)?;
                 removed += n;
             }
         }

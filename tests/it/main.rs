@@ -1,5 +1,6 @@
 //! Integration tests, linked into one binary.
 
 mod crash;
+mod faults;
 mod model;
 mod store;

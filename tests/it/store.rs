@@ -37,6 +37,7 @@ impl Fixture {
             durability: Durability::Relaxed,
             cache_capacity: 8 << 20,
             clock: Arc::new(move || t(c.load(Ordering::SeqCst))),
+            ..Default::default()
         }
     }
 
