@@ -152,6 +152,30 @@ pub(crate) fn guard<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     }
 }
 
+/// How long `open` waits for the directory's lock before it reports the store as in use.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens the sled database, waiting a bounded time for its file lock: after a handle in this
+/// process is dropped, sled's background writers may hold the lock for a few more milliseconds.
+fn open_with_lock_retry(config: &sled::Config) -> Result<sled::Db> {
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if start.elapsed() > LOCK_WAIT {
+                    return Err(Error::Io(std::io::Error::other(format!(
+                        "the data directory is in use by another process ({e})"
+                    ))));
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 impl Store {
     /// Opens (or creates) the store in directory `path`.
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Store> {
@@ -166,7 +190,7 @@ impl Store {
             .flush_every_ms(flush_every);
         check_fault(&options.fault_hook, FaultPoint::Open)?;
         let (db, log, meta_tree) = guard("open", || {
-            let db = config.open()?;
+            let db = open_with_lock_retry(&config)?;
             let log = db.open_tree("log")?;
             let meta_tree = db.open_tree("meta")?;
             Ok((db, log, meta_tree))

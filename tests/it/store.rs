@@ -568,3 +568,19 @@ fn verify_reports_a_stray_index_entry() {
     let report = f.store().verify().unwrap();
     assert!(report.problem.unwrap().contains("missing record"));
 }
+
+#[test]
+fn a_store_in_use_is_reported_and_a_dropped_one_reopens() {
+    // Regression: reopening right after a drop failed with sled's "could not acquire lock" while
+    // its background writers still held the file; open now waits a bounded time for it.
+    let f = Fixture::new();
+    let second = Store::open(f.dir.path(), f.options());
+    match second {
+        Err(Error::Io(e)) => assert!(e.to_string().contains("in use"), "{e}"),
+        other => panic!("a second live handle must be refused: {other:?}"),
+    }
+    let mut f = f;
+    for _ in 0..5 {
+        f.reopen();
+    }
+}
