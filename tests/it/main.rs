@@ -1,5 +1,9 @@
 //! Integration tests, linked into one binary. One module per area.
 
 mod cli;
+mod crash;
+mod faults;
 mod http;
+mod model;
 mod server;
+mod store;
