@@ -186,3 +186,42 @@ pub fn csv_row(a: &Activity) -> String {
     row.push_str("\r\n");
     row
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Actor, ObjectRef};
+
+    #[test]
+    fn csv_cells_are_quoted_when_needed() {
+        let a = Activity {
+            id: uuid::Uuid::nil(),
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            action: "a,b".into(),
+            resource: ObjectRef {
+                kind: "T".into(),
+                id: Some("say \"hi\"".into()),
+            },
+            actor: Some(Actor {
+                kind: "user".into(),
+                id: None,
+                name: Some("line\nbreak".into()),
+                email: None,
+            }),
+            target: None,
+            context: vec![],
+            summary: None,
+            reason: None,
+            changes: None,
+            metadata: Some(serde_json::json!({"k": 1})),
+            display: None,
+        };
+        let row = csv_row(&a);
+        assert_eq!(
+            row,
+            "00000000-0000-0000-0000-000000000000,1970-01-01T00:00:00.000000Z,\"a,b\",T,\
+             \"say \"\"hi\"\"\",user,,\"line\nbreak\",,,,,,,,\"{\"\"k\"\":1}\",\r\n"
+        );
+        assert_eq!(CSV_COLUMNS.len(), 17);
+    }
+}

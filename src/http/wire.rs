@@ -418,3 +418,52 @@ pub struct FacetOut {
     pub value: String,
     pub count: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_at_takes_rfc3339_or_epoch_ms() {
+        let parse = |v: serde_json::Value| {
+            serde_json::from_value::<ActivityIn>(
+                serde_json::json!({"action": "a", "resource": {"type": "T"}, "created_at": v}),
+            )
+            .map(|a| a.created_at)
+        };
+        let t = parse(serde_json::json!("2024-01-02T03:04:05.123456+02:00"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(format_time(&t), "2024-01-02T01:04:05.123456Z");
+        let t = parse(serde_json::json!(1_704_164_645_123i64))
+            .unwrap()
+            .unwrap();
+        assert_eq!(format_time(&t), "2024-01-02T03:04:05.123000Z");
+        assert_eq!(parse(serde_json::Value::Null).unwrap(), None);
+        assert!(parse(serde_json::json!("2024-01-02")).is_err());
+        assert!(parse(serde_json::json!(true)).is_err());
+    }
+
+    #[test]
+    fn served_activities_read_back_as_input() {
+        let out = ActivityOut {
+            id: uuid::Uuid::nil(),
+            created_at: "2024-01-02T03:04:05.000000Z".into(),
+            action: "a".into(),
+            resource: ObjectRefOut {
+                kind: "T".into(),
+                id: None,
+            },
+            actor: None,
+            target: None,
+            context: BTreeMap::new(),
+            summary: None,
+            reason: None,
+            changes: None,
+            metadata: None,
+            display: None,
+        };
+        let back: ActivityIn = serde_json::from_value(serde_json::to_value(&out).unwrap()).unwrap();
+        assert_eq!(back.id, Some(uuid::Uuid::nil()));
+    }
+}
