@@ -122,14 +122,20 @@ pub enum ExportFormat {
     Csv,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OrderArg {
+    Asc,
+    Desc,
+}
+
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// The tenant to export (default: the first tenant created).
     #[arg(long, env = "ACTLOG_TENANT")]
     pub tenant: Option<String>,
     /// Oldest first (`asc`, the default, which `import` reads back in order) or newest first.
-    #[arg(long, env = "ACTLOG_EXPORT_ORDER", default_value = "asc")]
-    pub order: String,
+    #[arg(long, env = "ACTLOG_EXPORT_ORDER", value_enum, default_value_t = OrderArg::Asc)]
+    pub order: OrderArg,
     /// Output format.
     #[arg(long, env = "ACTLOG_EXPORT_FORMAT", value_enum, default_value_t = ExportFormat::Ndjson)]
     pub format: ExportFormat,
@@ -432,8 +438,10 @@ fn count(stats: &mut ImportStats, out: &[actlog::Appended]) {
 
 fn export(store: &Store, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let tenant = pick_tenant(store, args.tenant)?;
-    let order = http::filters::parse_order(&args.order)
-        .map_err(|e| anyhow::anyhow!("--order: {}", e.message))?;
+    let order = match args.order {
+        OrderArg::Asc => actlog::Order::Asc,
+        OrderArg::Desc => actlog::Order::Desc,
+    };
     let tz = store
         .tenant(&tenant)
         .and_then(|t| actlog::model::parse_timezone(&t.settings.timezone).ok())

@@ -888,6 +888,7 @@ async fn a_request_over_the_timeout_is_a_503() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(resp.headers()["retry-after"], "1");
     assert!(started.elapsed() >= Duration::from_millis(200));
     assert_eq!(e.store.count("a", &actlog::Filter::default()).unwrap(), 0);
 }
