@@ -209,3 +209,130 @@ fn sigterm_during_appends_loses_no_acknowledged_write() {
     sigterm(&server.child);
     assert!(wait(&mut server.child).success());
 }
+
+/// Shutdown stops accepting but lets a request that is in flight (its body half sent) finish,
+/// then flushes; the write it acknowledged is in the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_in_flight_requests() {
+    use actlog::http::{serve, Config, ServeOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(actlog::Store::open(dir.path(), actlog::Options::default()).unwrap());
+    let boot = actlog::http::bootstrap(&store, dir.path()).unwrap();
+    let key = boot.admin_key.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let opts = ServeOptions {
+        config: Config::default(),
+        purge_interval: Duration::from_secs(3600),
+        shutdown_grace: Duration::from_secs(10),
+    };
+    let server = tokio::spawn(serve(listener, Arc::clone(&store), opts, async {
+        let _ = stop_rx.await;
+    }));
+
+    let body = r#"{"action":"in.flight","resource":{"type":"T"}}"#;
+    let (head, tail) = body.split_at(10);
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "POST /v1/activities HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{head}",
+        body.len()
+    )
+    .unwrap();
+    s.flush().unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop_tx.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // New connections are refused while the old one is served.
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
+    let resp = tokio::task::spawn_blocking(move || {
+        s.write_all(tail.as_bytes()).unwrap();
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        resp
+    })
+    .await
+    .unwrap();
+    assert!(resp.starts_with("HTTP/1.1 201"), "{resp}");
+    tokio::time::timeout(Duration::from_secs(20), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let mut f = actlog::Filter::default();
+    f.actions = vec!["in.flight".into()];
+    assert_eq!(store.count("default", &f).unwrap(), 1);
+}
+
+/// The background task purges activities past their tenant's retention.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_purges_expired_activities() {
+    use actlog::http::{serve, Config, ServeOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(actlog::Store::open(dir.path(), actlog::Options::default()).unwrap());
+    let settings = actlog::TenantSettings {
+        retention_days: Some(1),
+        ..Default::default()
+    };
+    store.create_tenant("r", settings).unwrap();
+    for days_ago in [10, 0] {
+        store
+            .append(
+                "r",
+                actlog::NewActivity {
+                    created_at: Some(chrono::Utc::now() - chrono::Duration::days(days_ago)),
+                    action: format!("d{days_ago}"),
+                    resource: actlog::ObjectRef {
+                        kind: "T".into(),
+                        id: None,
+                    },
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let opts = ServeOptions {
+        config: Config::default(),
+        purge_interval: Duration::from_millis(50),
+        shutdown_grace: Duration::from_secs(5),
+    };
+    let server = tokio::spawn(serve(listener, Arc::clone(&store), opts, async {
+        let _ = stop_rx.await;
+    }));
+    let all = actlog::Filter::default();
+    for _ in 0..100 {
+        if store.count("r", &all).unwrap() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left = store.scan_all_actions("r");
+    assert_eq!(left, ["d0"]);
+    stop_tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+trait ScanActions {
+    fn scan_all_actions(&self, tenant: &str) -> Vec<String>;
+}
+
+impl ScanActions for actlog::Store {
+    fn scan_all_actions(&self, tenant: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        self.scan(
+            tenant,
+            &actlog::Filter::default(),
+            actlog::Order::Asc,
+            |a| {
+                out.push(a.action);
+                Ok(true)
+            },
+        )
+        .unwrap();
+        out
+    }
+}
