@@ -261,8 +261,10 @@ async fn shutdown_finishes_in_flight_requests() {
         .unwrap()
         .unwrap()
         .unwrap();
-    let mut f = actlog::Filter::default();
-    f.actions = vec!["in.flight".into()];
+    let f = actlog::Filter {
+        actions: vec!["in.flight".into()],
+        ..Default::default()
+    };
     assert_eq!(store.count("default", &f).unwrap(), 1);
 }
 
