@@ -155,6 +155,8 @@ pub fn tenant_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
                     .map_err(|_| ApiError::invalid(name, "header is not ASCII"))
             })
             .transpose()
+            // An empty header names no tenant (some clients send every header they know).
+            .map(|v| v.filter(|s| !s.is_empty()))
     };
     match (get(TENANT_HEADER)?, get(TENANT_HEADER_ALIAS)?) {
         (Some(a), Some(b)) if a != b => Err(ApiError::invalid(

@@ -706,6 +706,7 @@ async fn admin_picks_a_tenant_by_header() {
         (&[("x-tenant-id", "b")], StatusCode::OK, 1),
         (&[("x-entity-id", "b")], StatusCode::OK, 1),
         (&[("x-tenant-id", "zz")], StatusCode::NOT_FOUND, 0),
+        (&[("x-tenant-id", "")], StatusCode::OK, 1),
         (
             &[("x-tenant-id", "a"), ("x-entity-id", "b")],
             StatusCode::BAD_REQUEST,
