@@ -1,6 +1,6 @@
 //! `/v1/activities`: append, list, query, get, facets.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::filters::{self, Val};
 use super::wire::{ActivityOut, AppendBody, AppendedOut, DataOut, FacetOut, PageOut};
-use super::{ApiError, ApiJson, AppState, Auth, Params};
+use super::{ApiError, ApiJson, ApiPath, AppState, Auth, Params};
 use crate::{FacetField, FacetRequest, NewActivity};
 
 /// Most facet values returned when `limit` is not given.
@@ -88,7 +88,7 @@ async fn run_query(
 pub(super) async fn get_one(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ActivityOut>, ApiError> {
     auth.require_read()?;
     let id: uuid::Uuid = id

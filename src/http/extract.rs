@@ -88,3 +88,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         Ok(Params(pairs))
     }
 }
+
+/// Path parameters; a bad one (not UTF-8 after percent-decoding) is a 400 in the error shape.
+#[derive(Debug, Clone)]
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(v) =
+            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(ApiPath(v))
+    }
+}

@@ -40,7 +40,7 @@ use crate::Store;
 
 pub use auth::{AdminAuth, Auth};
 pub use error::ApiError;
-pub use extract::{ApiJson, Params};
+pub use extract::{ApiJson, ApiPath, Params};
 pub use metrics::Metrics;
 pub use server::{
     bootstrap, serve, shutdown_signal, write_secret_file, Bootstrap, ServeOptions, ADMIN_KEY_FILE,

@@ -1,6 +1,6 @@
 //! `/v1/tenants`: tenants, their settings and their keys (admin only).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 
@@ -8,7 +8,7 @@ use super::auth::issue_key;
 use super::wire::{
     parse_scope, DataOut, KeyCreateIn, KeyOut, TenantCreateIn, TenantOut, TenantPatchIn,
 };
-use super::{AdminAuth, ApiError, ApiJson, AppState};
+use super::{AdminAuth, ApiError, ApiJson, ApiPath, AppState};
 use crate::{TenantPatch, TenantSettings};
 
 pub(super) async fn create(
@@ -54,7 +54,7 @@ pub(super) async fn list(
 pub(super) async fn update(
     State(state): State<AppState>,
     _admin: AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<TenantPatchIn>,
 ) -> Result<Json<TenantOut>, ApiError> {
     let patch = TenantPatch {
@@ -68,7 +68,7 @@ pub(super) async fn update(
 pub(super) async fn create_key(
     State(state): State<AppState>,
     _admin: AdminAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<KeyCreateIn>,
 ) -> Result<(StatusCode, Json<KeyOut>), ApiError> {
     let scope = parse_scope(&body.scope)
@@ -88,7 +88,7 @@ pub(super) async fn create_key(
 pub(super) async fn revoke_key(
     State(state): State<AppState>,
     _admin: AdminAuth,
-    Path((id, key_id)): Path<(String, String)>,
+    ApiPath((id, key_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let missing = || ApiError::not_found(format!("tenant {id:?} has no key {key_id:?}"));
     let lookup = key_id.clone();

@@ -816,6 +816,20 @@ async fn rejections_use_the_error_shape() {
             None,
         ),
         (
+            call(Method::GET, "/v1/activities/%FF%FE").key(&key),
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            None,
+        ),
+        (
+            call(Method::PATCH, "/v1/tenants/%FF")
+                .key(&e.admin)
+                .json(&json!({})),
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            None,
+        ),
+        (
             call(Method::PUT, "/v1/activities").key(&key),
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
