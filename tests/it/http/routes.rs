@@ -953,6 +953,7 @@ async fn requests_over_the_concurrency_limit_wait_for_a_slot() {
 #[tokio::test]
 async fn hostile_input_is_a_4xx() {
     let e = env();
+    seed(&e, 5).await;
     let key = e.key("a", "read_write").to_owned();
     let long = "x".repeat(5000);
     let bodies = [
@@ -1001,6 +1002,12 @@ async fn hostile_input_is_a_4xx() {
         "limit=99999999999999999999999",
         "cursor=%00%01",
         "action=%FF%FE",
+        "action=*",
+        "action=%00*",
+        "action=%FF*",
+        "resource_id=%00%01&resource_type=%00",
+        "actor_name=%00&context.%00=%00",
+        "id=00000000-0000-0000-0000-000000000000",
     ];
     for qs in queries {
         for path in ["/v1/activities", "/v1/activities/export"] {
@@ -1014,6 +1021,23 @@ async fn hostile_input_is_a_4xx() {
                 r.text()
             );
         }
+    }
+    for qs in [
+        "field=action&prefix=%00",
+        "field=action&prefix=%FF",
+        "field=context.%00&prefix=%01",
+        "field=context.a%00b",
+        "field=actor.name&since=9999-12-31",
+    ] {
+        let r = call(Method::GET, &format!("/v1/activities/facets?{qs}"))
+            .key(&key)
+            .send(&e.app)
+            .await;
+        assert!(
+            r.status.is_client_error() || r.status.is_success(),
+            "{qs}: {}",
+            r.text()
+        );
     }
     for b in [
         json!([]),
@@ -1051,4 +1075,44 @@ async fn openapi_activity_schema_matches_the_wire() {
     served.sort();
     documented.sort();
     assert_eq!(served, documented);
+}
+
+/// Facet counts agree with query totals, value by value, inside and outside a time window.
+#[tokio::test]
+async fn facet_counts_agree_with_query_totals() {
+    let e = env();
+    seed(&e, 12).await;
+    let key = e.key("a", "read");
+    for (facet, param) in [
+        ("action", "action"),
+        ("resource.type", "resource_type"),
+        ("actor.type", "actor_type"),
+        ("actor.name", "actor_name"),
+        ("context.parity", "context.parity"),
+    ] {
+        for window in ["", "&since=2023-11-14T22:13:23Z&until=2023-11-14T22:13:29Z"] {
+            let r = call(
+                Method::GET,
+                &format!("/v1/activities/facets?field={facet}{window}"),
+            )
+            .key(key)
+            .send(&e.app)
+            .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+            for v in r.json["data"].as_array().unwrap() {
+                let value = v["value"].as_str().unwrap().replace(' ', "%20");
+                let q = call(
+                    Method::GET,
+                    &format!("/v1/activities?{param}={value}{window}&include_total=true&limit=1"),
+                )
+                .key(key)
+                .send(&e.app)
+                .await;
+                assert_eq!(
+                    q.json["pagination"]["total"], v["count"],
+                    "{facet}={value}{window}"
+                );
+            }
+        }
+    }
 }
