@@ -32,6 +32,7 @@
 
 mod error;
 pub mod model;
+mod profiles;
 mod query;
 mod store;
 
