@@ -1,25 +1,21 @@
 //! What every profile shares: the failure type and its two wire shapes, query-string access,
 //! timestamp formats and date parsing.
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
 use chrono::{DateTime, NaiveDate, SecondsFormat, TimeZone, Utc};
 use serde_json::json;
 
 use crate::error::Error;
+use crate::http::ApiError;
 
 /// Why a profile request failed, before it is put in a profile's error shape.
 #[derive(Debug)]
 pub(crate) enum Failure {
     /// 400: the request names `field` and says what is wrong with it.
     Invalid { field: String, message: String },
-    /// 403: the key may not do this.
-    Denied(String),
-    /// 404.
-    NotFound(String),
     /// What the store said.
     Store(Error),
+    /// What the HTTP layer said (authentication, body limits, the blocking pool).
+    Api(ApiError),
 }
 
 impl Failure {
@@ -30,7 +26,7 @@ impl Failure {
         }
     }
 
-    /// A store error, with cursor and argument errors renamed to the profile's own parameter.
+    /// A store error, with a cursor error renamed to the profile's own cursor parameter.
     pub(crate) fn store_with_cursor(e: Error, cursor_param: &str) -> Failure {
         match e {
             Error::InvalidCursor => Failure::invalid(
@@ -40,57 +36,6 @@ impl Failure {
             e => Failure::from(e),
         }
     }
-
-    /// Status, native error code, message and field.
-    pub(crate) fn parts(&self) -> (StatusCode, &'static str, String, Option<String>) {
-        match self {
-            Failure::Invalid { field, message } => (
-                StatusCode::BAD_REQUEST,
-                "invalid_argument",
-                format!("{field}: {message}"),
-                Some(field.clone()),
-            ),
-            Failure::Denied(m) => (StatusCode::FORBIDDEN, "permission_denied", m.clone(), None),
-            Failure::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.clone(), None),
-            Failure::Store(e) => match e {
-                Error::InvalidArgument { field, message } => (
-                    StatusCode::BAD_REQUEST,
-                    "invalid_argument",
-                    format!("{field}: {message}"),
-                    Some(field.clone()),
-                ),
-                Error::InvalidCursor => (
-                    StatusCode::BAD_REQUEST,
-                    "invalid_argument",
-                    e.to_string(),
-                    Some("cursor".into()),
-                ),
-                Error::TenantNotFound(_) => {
-                    (StatusCode::NOT_FOUND, "not_found", e.to_string(), None)
-                }
-                Error::Conflict { .. } => (StatusCode::CONFLICT, "conflict", e.to_string(), None),
-                _ => {
-                    tracing::error!(error = %e, "profile request failed");
-                    (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "internal",
-                        "internal error".into(),
-                        None,
-                    )
-                }
-            },
-        }
-    }
-
-    /// The native error shape: `{"error": {"code", "message", "field"}}`.
-    pub(crate) fn native(self) -> Response {
-        let (status, code, message, field) = self.parts();
-        let mut err = json!({ "code": code, "message": message });
-        if let Some(f) = field {
-            err["field"] = json!(f);
-        }
-        (status, Json(json!({ "error": err }))).into_response()
-    }
 }
 
 impl From<Error> for Failure {
@@ -98,6 +43,23 @@ impl From<Error> for Failure {
         match e {
             Error::InvalidArgument { field, message } => Failure::Invalid { field, message },
             e => Failure::Store(e),
+        }
+    }
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Failure::Api(e)
+    }
+}
+
+/// The native shape: `{"error": {"code", "message", "field"}}`.
+impl From<Failure> for ApiError {
+    fn from(f: Failure) -> ApiError {
+        match f {
+            Failure::Invalid { field, message } => ApiError::invalid(field, message),
+            Failure::Store(e) => ApiError::from(e),
+            Failure::Api(e) => e,
         }
     }
 }

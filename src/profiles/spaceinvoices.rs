@@ -333,7 +333,7 @@ pub(crate) fn list(
 ) -> Result<Response, Failure> {
     let t = store
         .tenant(tenant)
-        .ok_or_else(|| Failure::NotFound(format!("entity {tenant:?} does not exist")))?;
+        .ok_or_else(|| Failure::Store(crate::Error::TenantNotFound(tenant.to_owned())))?;
     let tz = crate::model::parse_timezone(&t.settings.timezone)?;
     let req = parse(pairs, tz)?;
     let cursor_param = if Params(pairs).non_empty("prev_cursor")?.is_some() {

@@ -237,8 +237,12 @@ pub(crate) fn error(status: StatusCode, message: &str) -> axum::response::Respon
 
 /// A failure in Velt's shape.
 pub(crate) fn failure(f: Failure) -> axum::response::Response {
-    let (status, _, message, _) = f.parts();
-    error(status, &message)
+    let e = crate::http::ApiError::from(f);
+    let message = match &e.field {
+        Some(field) if !e.message.starts_with(field.as_str()) => format!("{field}: {}", e.message),
+        _ => e.message.clone(),
+    };
+    error(e.status, &message)
 }
 
 #[cfg(test)]
