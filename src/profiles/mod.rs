@@ -191,9 +191,7 @@ async fn subscriptions_create(
         Ok(b) => b,
         Err(r) => return ApiError::from(r).into_response(),
     };
-    let Auth {
-        tenant, key_id, ..
-    } = auth;
+    let Auth { tenant, key_id, .. } = auth;
     match run(&state, move |s| {
         subscriptions::create(s, &tenant, &body, &key_id)
     })
@@ -266,7 +264,10 @@ async fn velt_get(
     if !has_authorization {
         for (name, present) in [
             ("x-velt-api-key", api_key.is_some()),
-            ("x-velt-auth-token", headers.contains_key("x-velt-auth-token")),
+            (
+                "x-velt-auth-token",
+                headers.contains_key("x-velt-auth-token"),
+            ),
         ] {
             if !present {
                 return velt::error(

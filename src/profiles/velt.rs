@@ -65,12 +65,15 @@ pub(crate) fn parse(body: &[u8]) -> Result<Request, Failure> {
         .organization_id
         .filter(|s| !s.is_empty())
         .ok_or_else(|| Failure::invalid("organizationId", "is required"))?;
-    let mut q = Query::default();
-    q.order = match p.order.as_deref() {
+    let order = match p.order.as_deref() {
         None => Order::Desc,
         Some(o) if o.eq_ignore_ascii_case("desc") => Order::Desc,
         Some(o) if o.eq_ignore_ascii_case("asc") => Order::Asc,
         Some(_) => return Err(Failure::invalid("order", "must be asc or desc")),
+    };
+    let mut q = Query {
+        order,
+        ..Query::default()
     };
     let max = i64::try_from(MAX_LIMIT).unwrap_or(i64::MAX);
     let size = match p.page_size {

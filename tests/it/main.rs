@@ -1,0 +1,3 @@
+//! Integration tests, linked into one binary (STYLE.md).
+
+mod profiles;
