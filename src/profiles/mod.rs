@@ -115,11 +115,29 @@ fn native(f: Failure) -> Response {
 
 // ---- Space Invoices --------------------------------------------------------------------------
 
+/// The seed names its header both `entity_id` (the parameter list) and `x-entity-id` (the
+/// example); the second is the HTTP layer's tenant alias, the first is read here.
 async fn spaceinvoices_list(
     State(state): State<AppState>,
-    auth: Auth,
+    headers: HeaderMap,
     Params(pairs): Params,
 ) -> Response {
+    let entity = match headers.get("entity_id").map(HeaderValue::to_str) {
+        None => None,
+        Some(Ok(v)) => Some(v.trim().to_owned()),
+        Some(Err(_)) => {
+            return ApiError::invalid("entity_id", "header is not ASCII").into_response()
+        }
+    };
+    let entity = match tenant_header(&headers) {
+        Ok(Some(named)) => Some(named),
+        Ok(None) => entity,
+        Err(e) => return e.into_response(),
+    };
+    let auth = match authorize(&state, &headers, entity).await {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
     if let Err(e) = auth.require_read() {
         return e.into_response();
     }

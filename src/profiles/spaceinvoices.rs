@@ -77,11 +77,20 @@ pub(crate) fn parse(pairs: &[(String, String)], tz: chrono_tz::Tz) -> Result<Req
     if let Some(v) = p.non_empty("resource_id")? {
         q.filter.resource_ids = vec![v.to_owned()];
     }
-    if let Some(v) = p.non_empty("action")? {
-        q.filter.actions = vec![v.to_owned()];
-    }
     if let Some(v) = p.non_empty("query")? {
         q.filter.conditions = parse_json_query(v, tz)?;
+    }
+    if let Some(v) = p.non_empty("action")? {
+        // A condition rather than the `actions` list: there a trailing `*` would be a prefix,
+        // and the seed's filter is an exact match.
+        q.filter.conditions.push(
+            Condition::new(
+                Field::Action,
+                Op::Equals(Operand::Str(v.to_owned())),
+                "action",
+            )
+            .map_err(Failure::from)?,
+        );
     }
     Ok(Request {
         query: q,
@@ -392,7 +401,7 @@ mod tests {
         assert_eq!(r.query.order, Order::Asc);
         assert_eq!(r.query.filter.resource_types, vec!["Invoice"]);
         assert_eq!(r.query.filter.resource_ids, vec!["inv_1"]);
-        assert_eq!(r.query.filter.actions, vec!["sent"]);
+        assert_eq!(r.query.filter.conditions.len(), 1);
         assert_eq!(r.query.cursor.as_deref(), Some("abc"));
         for bad in [
             ("limit", "0"),

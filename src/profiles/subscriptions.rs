@@ -374,20 +374,50 @@ pub(crate) fn integration_actions(
     pairs: &[(String, String)],
 ) -> Result<Values, Failure> {
     let (since, until) = dates(&Params(pairs), false)?;
-    let mut data: Vec<String> = store
-        .facets(
-            tenant,
-            &FacetRequest {
-                field: FacetField::Action,
-                prefix: Some(INTEGRATION_PREFIX.into()),
+    let values = store.facets(
+        tenant,
+        &FacetRequest {
+            field: FacetField::Action,
+            prefix: Some(INTEGRATION_PREFIX.into()),
+            since,
+            until,
+            limit: MAX_DISTINCT,
+        },
+    )?;
+    let filter = |v: &str| Filter {
+        actions: vec![v.to_owned()],
+        ..Filter::default()
+    };
+    keep_row_values(store, tenant, values, since, until, filter)
+}
+
+/// Keeps the facet values that at least one row of this API (a subscription or order activity in
+/// the window) carries, sorted: facets count every activity, rows are only these. One single-item
+/// query per value.
+fn keep_row_values(
+    store: &Store,
+    tenant: &str,
+    values: Vec<crate::FacetValue>,
+    since: Option<TimeBound>,
+    until: Option<TimeBound>,
+    filter: impl Fn(&str) -> Filter,
+) -> Result<Values, Failure> {
+    let mut data = Vec::new();
+    for v in values {
+        let q = Query {
+            filter: Filter {
+                resource_types: vec![SUBSCRIPTION.into(), ORDER.into()],
                 since,
                 until,
-                limit: MAX_DISTINCT,
+                ..filter(&v.value)
             },
-        )?
-        .into_iter()
-        .map(|v| v.value)
-        .collect();
+            limit: 1,
+            ..Query::default()
+        };
+        if !store.query(tenant, &q)?.items.is_empty() {
+            data.push(v.value);
+        }
+    }
     data.sort();
     Ok(Values { data })
 }
@@ -410,26 +440,12 @@ pub(crate) fn actors(
             limit: MAX_DISTINCT,
         },
     )?;
-    let mut data = Vec::new();
-    for v in names {
-        let q = Query {
-            filter: Filter {
-                actor_types: vec!["admin".into()],
-                actor_names: vec![v.value.clone()],
-                resource_types: vec![SUBSCRIPTION.into(), ORDER.into()],
-                since,
-                until,
-                ..Default::default()
-            },
-            limit: 1,
-            ..Default::default()
-        };
-        if !store.query(tenant, &q)?.items.is_empty() {
-            data.push(v.value);
-        }
-    }
-    data.sort();
-    Ok(Values { data })
+    let filter = |name: &str| Filter {
+        actor_types: vec!["admin".into()],
+        actor_names: vec![name.to_owned()],
+        ..Filter::default()
+    };
+    keep_row_values(store, tenant, names, since, until, filter)
 }
 
 #[cfg(test)]

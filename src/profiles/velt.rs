@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::common::Failure;
 use crate::model::Activity;
-use crate::query::{Order, Query, MAX_LIMIT};
+use crate::query::{Condition, Field, Op, Operand, Order, Query, MAX_LIMIT};
 use crate::store::Store;
 
 /// The context key of `documentId`.
@@ -97,7 +97,19 @@ pub(crate) fn parse(body: &[u8]) -> Result<Request, Failure> {
         f.actor_ids = vec![u];
     }
     f.resource_types = p.feature_types.unwrap_or_default();
-    f.actions = p.action_types.unwrap_or_default();
+    // Velt's action types are exact names: an IN condition, where the `actions` list would read
+    // a trailing `*` as a prefix.
+    let actions = p.action_types.unwrap_or_default();
+    if !actions.is_empty() {
+        f.conditions.push(
+            Condition::new(
+                Field::Action,
+                Op::In(actions.into_iter().map(Operand::Str).collect()),
+                "actionTypes",
+            )
+            .map_err(Failure::from)?,
+        );
+    }
     let ids = p.activity_ids.unwrap_or_default();
     f.ids = ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect();
     Ok(Request {
@@ -271,7 +283,10 @@ mod tests {
         );
         assert_eq!(f.resource_ids, vec!["annotation-789"]);
         assert_eq!(f.resource_types, vec!["comment"]);
-        assert_eq!(f.actions, vec!["comment.add"]);
+        assert_eq!(
+            f.conditions[0].op(),
+            &Op::In(vec![Operand::Str("comment.add".into())])
+        );
         assert_eq!(f.actor_ids, vec!["user-1"]);
         assert_eq!(f.ids, vec![id]);
         assert!(!r.matches_nothing);

@@ -273,6 +273,10 @@ async fn spaceinvoices_entity_header() {
     assert_eq!(v["pagination"]["total"], 1);
     let (s, _) = env.call("GET", SI, &[("x-entity-id", "ent_9")], None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    // The parameter list's own spelling of the header.
+    let (s, v) = env.call("GET", SI, &[("entity_id", "ent_2")], None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["data"][0]["entity_id"], "ent_2");
     // A tenant key reads its own entity only.
     let key = env.key("ent_2", Scope::Read);
     let auth = format!("Bearer {key}");
@@ -349,6 +353,9 @@ async fn spaceinvoices_filters() {
         ))
         .await;
     assert_eq!(v["pagination"]["total"], 1);
+    // An exact match: a trailing `*` is not a prefix here.
+    let v = env.get_ok(&format!("{SI}?action=sen*")).await;
+    assert_eq!(v["pagination"]["total"], 0);
 }
 
 #[tokio::test]
@@ -1137,6 +1144,24 @@ async fn subscriptions_page_and_limit() {
 #[tokio::test]
 async fn subscriptions_post_and_dropdowns() {
     let (env, _) = sub_env();
+    // Not on a subscription or an order: neither a row nor a dropdown value.
+    env.append(
+        "shop",
+        NewActivity {
+            action: "integration_crm_sync".into(),
+            resource: ObjectRef {
+                kind: "invoice".into(),
+                id: Some("inv-1".into()),
+            },
+            actor: Some(Actor {
+                kind: "admin".into(),
+                id: None,
+                name: Some("Zed".into()),
+                email: None,
+            }),
+            ..Default::default()
+        },
+    );
     let key = env.key("shop", Scope::ReadWrite);
     let auth = format!("Bearer {key}");
     let body = json!({
@@ -1380,6 +1405,10 @@ async fn velt_filters() {
     assert_eq!(
         count(json!({"organizationId": "org-123", "userId": "user-1"})).await,
         3
+    );
+    assert_eq!(
+        count(json!({"organizationId": "org-123", "actionTypes": ["comment.*"]})).await,
+        0
     );
     assert_eq!(
         count(json!({"organizationId": "org-123", "documentId": "doc-456", "targetEntityId": "annotation-0"})).await,
