@@ -1,3 +1,6 @@
-//! Integration tests, linked into one binary (STYLE.md).
+//! Integration tests, linked into one binary. One module per area.
 
+mod cli;
+mod http;
 mod profiles;
+mod server;

@@ -1,0 +1,214 @@
+//! The real binary: start it on 127.0.0.1:0, append over a real socket, SIGTERM it mid-stream,
+//! restart it, and find every acknowledged write.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A minimal HTTP/1.1 client: one request per connection.
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad response: {resp:?}")))?;
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    stdout: Arc<Mutex<Vec<String>>>,
+}
+
+fn start(data: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_actlog"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--shutdown-grace-secs",
+            "10",
+        ])
+        .env("ACTLOG_DATA_DIR", data)
+        .env("ACTLOG_DURABILITY", "sync")
+        .env("ACTLOG_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(a) = line.strip_prefix("listening on http://") {
+                let _ = tx.send(a.parse::<SocketAddr>().unwrap());
+            }
+            keep.lock().unwrap().push(line);
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server did not start");
+    Server {
+        child,
+        addr,
+        stdout: lines,
+    }
+}
+
+fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+fn wait(child: &mut Child) -> std::process::ExitStatus {
+    for _ in 0..300 {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("the server did not exit within 30 s of SIGTERM");
+}
+
+#[test]
+fn sigterm_during_appends_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = start(&data);
+    let addr = server.addr;
+    let key = std::fs::read_to_string(data.join("admin.key"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("admin.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(
+        server.stdout.lock().unwrap().iter().any(|l| l == &key),
+        "the admin key is printed on first start"
+    );
+    let (status, body) = http(addr, "GET", "/healthz", "", None).unwrap();
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
+
+    // Four writers append until the server stops answering (bounded at 2,000 requests each).
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (acked, stop, key) = (Arc::clone(&acked), Arc::clone(&stop), key.clone());
+            std::thread::spawn(move || {
+                for i in 0..2000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let body = format!(
+                        r#"{{"action":"e2e.append","resource":{{"type":"T","id":"w{w}-{i}"}}}}"#
+                    );
+                    match http(addr, "POST", "/v1/activities", &key, Some(&body)) {
+                        Ok((201, resp)) => {
+                            let v: serde_json::Value = serde_json::from_str(&resp).unwrap();
+                            acked
+                                .lock()
+                                .unwrap()
+                                .push(v["id"].as_str().unwrap().to_owned());
+                        }
+                        // Refused or cut off while shutting down: not acknowledged.
+                        Ok(_) | Err(_) => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    for _ in 0..200 {
+        if acked.lock().unwrap().len() >= 40 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    sigterm(&server.child);
+    let status = wait(&mut server.child);
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert!(status.success(), "exit status {status:?}");
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 40,
+        "only {} appends acknowledged",
+        acked.len()
+    );
+
+    // Restart: the same admin key works, no new key is printed, and every ack is there.
+    let server = start(&data);
+    let mut server = server;
+    assert!(!server
+        .stdout
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("admin key")));
+    for id in &acked {
+        let (status, body) = http(
+            server.addr,
+            "GET",
+            &format!("/v1/activities/{id}"),
+            &key,
+            None,
+        )
+        .unwrap();
+        assert_eq!(status, 200, "acknowledged {id} is gone: {body}");
+    }
+    let (status, body) = http(
+        server.addr,
+        "GET",
+        "/v1/activities?include_total=true&limit=1",
+        &key,
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v["pagination"]["total"].as_u64().unwrap() >= u64::try_from(acked.len()).unwrap());
+    sigterm(&server.child);
+    assert!(wait(&mut server.child).success());
+}
