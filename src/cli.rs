@@ -144,6 +144,7 @@ pub struct ExportArgs {
 pub enum TenantsCommand {
     /// Create a tenant.
     Create {
+        /// The tenant id: 1-64 of A-Z a-z 0-9 _ . -
         id: String,
         /// IANA time zone that dates in filters are read in.
         #[arg(long, env = "ACTLOG_TENANT_TIMEZONE", default_value = "UTC")]
@@ -156,6 +157,7 @@ pub enum TenantsCommand {
     List,
     /// Change a tenant's settings.
     Update {
+        /// The tenant to change.
         id: String,
         #[arg(long, env = "ACTLOG_TENANT_TIMEZONE")]
         timezone: Option<String>,
@@ -187,13 +189,17 @@ pub enum KeysCommand {
         /// The tenant the key acts on (not for `--scope admin`).
         #[arg(long, env = "ACTLOG_TENANT")]
         tenant: Option<String>,
+        /// What the key may do.
         #[arg(long, env = "ACTLOG_KEY_SCOPE", value_enum, default_value_t = ScopeArg::ReadWrite)]
         scope: ScopeArg,
     },
     /// List keys (JSON lines, never the secrets).
     List,
     /// Revoke a key by its id.
-    Revoke { key_id: String },
+    Revoke {
+        /// The key's public id (`key_id` in `keys list`).
+        key_id: String,
+    },
 }
 
 fn open(cli: &Cli) -> anyhow::Result<Store> {

@@ -45,4 +45,6 @@ pub use query::{
     Condition, FacetField, FacetRequest, FacetValue, Field, Filter, Op, Operand, Order, Page,
     Query, TimeBound, MAX_LIMIT, MAX_LIST,
 };
-pub use store::{ApiKeyRecord, Clock, Durability, Options, Scope, Store, VerifyReport};
+pub use store::{
+    ApiKeyRecord, Clock, Durability, FaultHook, FaultPoint, Options, Scope, Store, VerifyReport,
+};

@@ -53,6 +53,19 @@ impl std::str::FromStr for Durability {
 /// A source of the current time, injectable for tests.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
+/// A point where the store calls into the storage engine to change or persist data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FaultPoint {
+    Open,
+    ApplyBatch,
+    Flush,
+}
+
+/// A test seam: called before every engine operation of a [`FaultPoint`]; returning `true` makes
+/// that operation fail with an I/O error instead of running.
+pub type FaultHook = Arc<dyn Fn(FaultPoint) -> bool + Send + Sync>;
+
 /// How to open a store.
 #[derive(Clone)]
 pub struct Options {
@@ -60,6 +73,8 @@ pub struct Options {
     /// sled's page cache, in bytes.
     pub cache_capacity: u64,
     pub clock: Clock,
+    /// Injected storage faults, for tests. `None` in production.
+    pub fault_hook: Option<FaultHook>,
 }
 
 impl Default for Options {
@@ -68,7 +83,18 @@ impl Default for Options {
             durability: Durability::Sync,
             cache_capacity: 128 << 20,
             clock: Arc::new(Utc::now),
+            fault_hook: None,
         }
+    }
+}
+
+/// Fails with an injected I/O error if the hook says so.
+fn check_fault(hook: &Option<FaultHook>, point: FaultPoint) -> Result<()> {
+    match hook {
+        Some(h) if h(point) => Err(Error::Io(std::io::Error::other(format!(
+            "injected fault at {point:?}"
+        )))),
+        _ => Ok(()),
     }
 }
 
@@ -126,6 +152,30 @@ pub(crate) fn guard<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     }
 }
 
+/// How long `open` waits for the directory's lock before it reports the store as in use.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens the sled database, waiting a bounded time for its file lock: after a handle in this
+/// process is dropped, sled's background writers may hold the lock for a few more milliseconds.
+fn open_with_lock_retry(config: &sled::Config) -> Result<sled::Db> {
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if start.elapsed() > LOCK_WAIT {
+                    return Err(Error::Io(std::io::Error::other(format!(
+                        "the data directory is in use by another process ({e})"
+                    ))));
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 impl Store {
     /// Opens (or creates) the store in directory `path`.
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Store> {
@@ -138,8 +188,9 @@ impl Store {
             .path(&path)
             .cache_capacity(options.cache_capacity)
             .flush_every_ms(flush_every);
+        check_fault(&options.fault_hook, FaultPoint::Open)?;
         let (db, log, meta_tree) = guard("open", || {
-            let db = config.open()?;
+            let db = open_with_lock_retry(&config)?;
             let log = db.open_tree("log")?;
             let meta_tree = db.open_tree("meta")?;
             Ok((db, log, meta_tree))
@@ -176,10 +227,22 @@ impl Store {
 
     /// Flushes everything written so far to disk.
     pub fn flush(&self) -> Result<()> {
-        let seq = self.commit.written();
+        self.wait_flushed(self.commit.written())
+    }
+
+    /// Returns once write `seq` is on disk (group commit).
+    fn wait_flushed(&self, seq: u64) -> Result<()> {
         self.commit.wait(seq, || {
+            check_fault(&self.options.fault_hook, FaultPoint::Flush)?;
             guard("flush", || Ok(self.db.flush().map(|_| ())?))
         })
+    }
+
+    /// The one place where data reaches the `log` tree.
+    fn apply(&self, what: &str, batch: sled::Batch) -> Result<u64> {
+        check_fault(&self.options.fault_hook, FaultPoint::ApplyBatch)?;
+        guard(what, || Ok(self.log.apply_batch(batch)?))?;
+        Ok(self.commit.record_write())
     }
 
     /// Bytes the database occupies on disk.
@@ -385,14 +448,11 @@ impl Store {
             if written.is_empty() {
                 None
             } else {
-                guard("append", || Ok(self.log.apply_batch(sled_batch)?))?;
-                Some(self.commit.record_write())
+                Some(self.apply("append", sled_batch)?)
             }
         };
         if let (Some(seq), Durability::Sync) = (seq, self.options.durability) {
-            self.commit.wait(seq, || {
-                guard("flush", || Ok(self.db.flush().map(|_| ())?))
-            })?;
+            self.wait_flushed(seq)?;
         }
         Ok(out)
     }
@@ -488,8 +548,7 @@ impl Store {
                 if n == 0 {
                     break;
                 }
-                guard("purge", || Ok(self.log.apply_batch(batch)?))?;
-                self.commit.record_write();
+                self.apply("purge", batch)?;
                 removed += n;
             }
         }

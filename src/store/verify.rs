@@ -1,5 +1,10 @@
 //! `verify`: every record has exactly the index entries it implies, and every index and id entry
 //! points at a record that implies it.
+//!
+//! One pass checks that each record's implied entries exist and counts them. Implied entries are
+//! distinct (each ends in its record's unique `time ++ id`), so if the tree holds as many index
+//! entries as records imply, they are exactly those; only when the counts differ does a second
+//! pass look up each entry's record to name the stray one.
 
 use std::collections::HashSet;
 
@@ -39,6 +44,7 @@ fn run_inner(store: &Store) -> Result<VerifyReport> {
         r.problem = Some(msg);
         Ok(r)
     };
+    let mut implied = 0u64;
     for kv in store.log.iter() {
         let (k, v) = kv?;
         let tenant = match k.get(..keys::TENANT_LEN) {
@@ -55,6 +61,7 @@ fn run_inner(store: &Store) -> Result<VerifyReport> {
                 Err(e) => return fail(report, format!("record {} does not decode: {e}", pos.id)),
             };
             for ik in derived_keys(tenant, &a) {
+                implied += 1;
                 if !store.log.contains_key(&ik)? {
                     return fail(report, format!("record {} lacks an index entry", a.id));
                 }
@@ -99,5 +106,38 @@ fn run_inner(store: &Store) -> Result<VerifyReport> {
             return fail(report, format!("key of unknown kind: {k:?}"));
         }
     }
+    if report.index_entries != implied {
+        if let Some(problem) = find_stray_entry(store)? {
+            return fail(report, problem);
+        }
+        let msg = format!(
+            "{} index entries, records imply {implied}",
+            report.index_entries
+        );
+        return fail(report, msg);
+    }
     Ok(report)
+}
+
+/// The first index entry whose record is missing or does not imply it.
+fn find_stray_entry(store: &Store) -> Result<Option<String>> {
+    for kv in store.log.iter() {
+        let (k, _) = kv?;
+        let Ok(e) = keys::decode_index_key(&k) else {
+            continue;
+        };
+        let Some(a) = store.record_at(e.tenant, e.pos)? else {
+            return Ok(Some(format!("index entry for missing record {}", e.pos.id)));
+        };
+        if !derived_keys(e.tenant, &a)
+            .iter()
+            .any(|d| d.as_slice() == k.as_ref())
+        {
+            return Ok(Some(format!(
+                "index entry that record {} does not imply",
+                a.id
+            )));
+        }
+    }
+    Ok(None)
 }

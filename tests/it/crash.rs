@@ -1,0 +1,172 @@
+//! Crash safety: a child process appends in `Sync` durability from several threads and prints
+//! each acknowledged batch; the parent SIGKILLs it at a random moment, reopens the store, and
+//! checks that every acknowledged append is there, no batch is partial, and `verify` is clean.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actlog::*;
+use rand::Rng;
+use uuid::Uuid;
+
+/// Set in the child's environment: the data directory to ingest into.
+const CHILD_DIR: &str = "ACTLOG_CRASH_CHILD_DIR";
+/// Set in the child's environment: a number that makes this run's ids unique.
+const CHILD_RUN: &str = "ACTLOG_CRASH_CHILD_RUN";
+const ITERATIONS: usize = 50;
+const RUNS_PER_DIR: usize = 10;
+
+/// The child's body. Run by itself (without `ACTLOG_CRASH_CHILD_DIR`) it has nothing to do.
+#[test]
+fn crash_child_process() {
+    let (Ok(dir), Ok(run)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_RUN)) else {
+        return;
+    };
+    let run: u64 = run.parse().unwrap();
+    let store = Arc::new(
+        Store::open(
+            &dir,
+            Options {
+                cache_capacity: 8 << 20,
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    );
+    let out = Arc::new(Mutex::new(std::io::stdout()));
+    let threads: Vec<_> = (0..3u64)
+        .map(|thread| {
+            let (store, out) = (store.clone(), out.clone());
+            std::thread::spawn(move || {
+                let mut rng = rand::thread_rng();
+                for n in 0u64.. {
+                    let batch_id = (run << 40) | (thread << 32) | n;
+                    let size = rng.gen_range(1..=20usize);
+                    let batch: Vec<NewActivity> = (0..size)
+                        .map(|i| NewActivity {
+                            id: (i % 2 == 0).then(|| Uuid::from_u64_pair(batch_id, i as u64)),
+                            action: format!("a{}", i % 3),
+                            resource: ObjectRef {
+                                kind: "T".into(),
+                                id: Some(format!("r{}", i % 7)),
+                            },
+                            context: vec![
+                                ("batch".into(), batch_id.to_string()),
+                                ("size".into(), size.to_string()),
+                            ],
+                            ..Default::default()
+                        })
+                        .collect();
+                    let acks = store.append_batch("crash", batch).unwrap();
+                    let ids: Vec<String> = acks.iter().map(|a| a.id.to_string()).collect();
+                    let mut o = out.lock().unwrap();
+                    writeln!(o, "ack {batch_id} {size} {}", ids.join(",")).unwrap();
+                    o.flush().unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn sigkill_loses_no_acknowledged_append() {
+    let exe = std::env::current_exe().unwrap();
+    let mut rng = rand::thread_rng();
+    let mut dir = tempfile::tempdir().unwrap();
+    let mut acked: Vec<(u64, usize, Vec<Uuid>)> = vec![];
+    let mut total_acked = 0;
+    for run in 0..ITERATIONS {
+        // A fresh directory every few runs keeps each check small; within a directory, every
+        // kill lands on a store that has already been killed and recovered before.
+        if run % RUNS_PER_DIR == 0 {
+            dir = tempfile::tempdir().unwrap();
+            total_acked += acked.len();
+            acked.clear();
+            let s = Store::open(dir.path(), Options::default()).unwrap();
+            s.create_tenant("crash", TenantSettings::default()).unwrap();
+        }
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "crash::crash_child_process",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR, dir.path())
+            .env(CHILD_RUN, (run + 1).to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut lines = vec![];
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.strip_prefix("ack ") {
+                    let mut parts = rest.split(' ');
+                    let batch: u64 = parts.next().unwrap().parse().unwrap();
+                    let size: usize = parts.next().unwrap().parse().unwrap();
+                    let ids = parts
+                        .next()
+                        .unwrap()
+                        .split(',')
+                        .map(|s| s.parse().unwrap())
+                        .collect();
+                    lines.push((batch, size, ids));
+                }
+            }
+            lines
+        });
+        std::thread::sleep(Duration::from_millis(rng.gen_range(30..250)));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        acked.extend(reader.join().unwrap());
+
+        let store = Store::open(dir.path(), Options::default())
+            .unwrap_or_else(|e| panic!("reopen after kill {run}: {e}"));
+        for (batch, size, ids) in &acked {
+            for id in ids {
+                assert!(
+                    store.get("crash", *id).unwrap().is_some(),
+                    "run {run}: acknowledged {id} lost"
+                );
+            }
+            let f = Filter {
+                context: vec![("batch".into(), batch.to_string())],
+                ..Default::default()
+            };
+            assert_eq!(
+                store.count("crash", &f).unwrap(),
+                *size as u64,
+                "run {run}: batch {batch}"
+            );
+        }
+        // No batch is partial, acknowledged or not.
+        let mut sizes: std::collections::HashMap<String, (usize, usize)> = Default::default();
+        store
+            .scan("crash", &Filter::default(), Order::Asc, |a| {
+                let b = a.context_value("batch").unwrap().to_owned();
+                let size: usize = a.context_value("size").unwrap().parse().unwrap();
+                let e = sizes.entry(b).or_insert((size, 0));
+                e.1 += 1;
+                Ok(true)
+            })
+            .unwrap();
+        for (b, (size, seen)) in sizes {
+            assert_eq!(size, seen, "run {run}: batch {b} is partial");
+        }
+        let report = store.verify().unwrap();
+        assert!(report.is_ok(), "run {run}: {report:?}");
+    }
+    total_acked += acked.len();
+    assert!(
+        total_acked > ITERATIONS,
+        "the children acknowledged too little to test anything: {total_acked}"
+    );
+}
