@@ -212,16 +212,10 @@ fn build_op(
         let Value::Array(items) = v else {
             return Err(Failure::invalid(at, "must be an array"));
         };
-        let mut out: Vec<Operand> = Vec::with_capacity(items.len());
-        for x in items {
-            let o = operand(x, is_time, tz, Start, at)?;
-            // Repeats change nothing in a list, but the store's exact count adds one index range
-            // per listed value, so a repeated value would be counted twice in `total`.
-            if !out.contains(&o) {
-                out.push(o);
-            }
-        }
-        Ok(out)
+        items
+            .iter()
+            .map(|x| operand(x, is_time, tz, Start, at))
+            .collect()
     };
     let text = || match &v {
         Value::String(s) => Ok(s.clone()),

@@ -404,8 +404,8 @@ async fn spaceinvoices_query_operators() {
         total(json!({"resource_id": {"notIn": ["inv_0", "inv_1"]}})).await,
         8
     );
-    // Regression: a repeated value in an `in` list was counted twice in `total` (the store sums
-    // one index range per listed value); the profile drops repeats.
+    // Regression: a repeated value in an `in` list was counted twice in `total` (the store summed
+    // one index range per listed value, repeats included).
     assert_eq!(
         total(json!({"resource_type": {"in": ["Invoice", "Invoice"]}})).await,
         11
