@@ -433,6 +433,23 @@ async fn spaceinvoices_query_operators() {
         total(json!({"created_at": {"between": ["2024-01-16", "2024-12-31"]}})).await,
         0
     );
+    // A date operand stands for its whole day.
+    assert_eq!(total(json!({"created_at": "2024-01-15"})).await, 12);
+    assert_eq!(
+        total(json!({"created_at": {"equals": "2024-01-16"}})).await,
+        0
+    );
+    assert_eq!(total(json!({"created_at": {"gt": "2024-01-14"}})).await, 12);
+    assert_eq!(total(json!({"created_at": {"gt": "2024-01-15"}})).await, 0);
+    assert_eq!(
+        total(json!({"created_at": {"lte": "2024-01-15"}})).await,
+        12
+    );
+    assert_eq!(total(json!({"created_at": {"lt": "2024-01-15"}})).await, 0);
+    assert_eq!(
+        total(json!({"created_at": {"gte": "2024-01-15"}})).await,
+        12
+    );
     // Several operators on one field, and several fields, are ANDed.
     assert_eq!(
         total(json!({"resource_id": {"gte": "inv_1", "lt": "inv_3"}, "action": "created"})).await,
@@ -1519,6 +1536,10 @@ async fn velt_validation_and_errors() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    // A body over the server's limit.
+    let big = json!({"data": {"organizationId": "org-123", "documentId": "x".repeat(5 << 20)}});
+    let (s, v) = env.post(VELT, &big).await;
+    assert_velt_error(s, &v, StatusCode::PAYLOAD_TOO_LARGE, "RESOURCE_EXHAUSTED");
     let (s, v) = velt(&env, json!({"organizationId": "org-999"})).await;
     assert_velt_error(s, &v, StatusCode::NOT_FOUND, "NOT_FOUND");
     let (s, v) = env
