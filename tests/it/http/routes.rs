@@ -858,18 +858,181 @@ async fn rejections_use_the_error_shape() {
     }
 }
 
+/// A request whose body never finishes arriving.
+fn stalled_append(key: &str) -> axum::http::Request<axum::body::Body> {
+    let first =
+        futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"{"))]);
+    let body = axum::body::Body::from_stream(futures_util::StreamExt::chain(
+        first,
+        futures_util::stream::pending(),
+    ));
+    axum::http::Request::post("/v1/activities")
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_request_over_the_timeout_is_a_503() {
+    use tower::ServiceExt;
     let e = env_with(Config {
-        request_timeout: Duration::ZERO,
+        request_timeout: Duration::from_millis(200),
         ..Config::default()
     });
+    let started = std::time::Instant::now();
+    let resp = e
+        .app
+        .clone()
+        .oneshot(stalled_append(e.key("a", "write")))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!(e.store.count("a", &actlog::Filter::default()).unwrap(), 0);
+}
+
+#[tokio::test]
+async fn requests_over_the_concurrency_limit_wait_for_a_slot() {
+    use tower::ServiceExt;
+    let e = env_with(Config {
+        request_timeout: Duration::from_millis(400),
+        concurrency_limit: 1,
+        ..Config::default()
+    });
+    let key = e.key("a", "read_write").to_owned();
+    // A stalled body holds the only slot until its timeout (400 ms)...
+    let stalled = tokio::spawn(e.app.clone().oneshot(stalled_append(&key)));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // ...so a request behind it waits: it is served when the slot frees, or times out itself
+    // (the two deadlines are 50 ms apart); either way not before the slot was free.
+    let started = std::time::Instant::now();
     let r = call(Method::GET, "/v1/activities")
-        .key(e.key("a", "read"))
+        .key(&key)
         .send(&e.app)
         .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable"))
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
     );
+    assert!(
+        r.status == StatusCode::OK || r.code() == Some("unavailable"),
+        "{}",
+        r.text()
+    );
+    let resp = stalled.await.unwrap().unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // With the slot free, requests go straight through.
+    let started = std::time::Instant::now();
+    let r = call(Method::GET, "/v1/activities")
+        .key(&key)
+        .send(&e.app)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(started.elapsed() < Duration::from_millis(400));
+}
+
+/// No input makes the server answer 5xx (or panic): hostile values in every position.
+#[tokio::test]
+async fn hostile_input_is_a_4xx() {
+    let e = env();
+    let key = e.key("a", "read_write").to_owned();
+    let long = "x".repeat(5000);
+    let bodies = [
+        json!({"action": "x", "resource": {"type": "T"}, "created_at": -62_135_596_800_001i64}),
+        json!({"action": "x", "resource": {"type": "T"}, "created_at": i64::MAX}),
+        json!({"action": "x", "resource": {"type": "T"}, "created_at": "0000-01-01T00:00:00Z"}),
+        json!({"action": "x", "resource": {"type": "T"}, "created_at": 1.5}),
+        json!({"action": "x", "resource": {"type": "T"}, "id": "nope"}),
+        json!({"action": long, "resource": {"type": "T"}}),
+        json!({"action": "x", "resource": {"type": "T"}, "context": {"a": 1}}),
+        json!({"action": "x", "resource": {"type": "T"}, "context": (0..17).map(|i| (format!("k{i}"), json!("v"))).collect::<serde_json::Map<_, _>>()}),
+        json!({"action": "x", "resource": {"type": "T"}, "display": {"template": "t", "data": 3}}),
+        json!({"action": "\u{0}", "resource": {"type": "\u{ffff}"}}),
+        json!({"activities": "no"}),
+        json!({"activities": [1]}),
+        json!(null),
+        json!("str"),
+    ];
+    for b in &bodies {
+        let r = call(Method::POST, "/v1/activities")
+            .key(&key)
+            .json(b)
+            .send(&e.app)
+            .await;
+        assert!(
+            r.status.is_client_error() || r.status.is_success(),
+            "{b}: {}",
+            r.text()
+        );
+        if !r.status.is_success() {
+            assert!(r.code().is_some(), "{b}: {}", r.text());
+        }
+    }
+    let queries = [
+        "since=9999-12-31&until=0001-01-01",
+        "until=9999-12-31",
+        "since=0001-01-01T00:00:00Z",
+        "q=%7B%22created_at%22%3A%7B%22gt%22%3A99999999999999999999%7D%7D",
+        "q=%7B%22created_at%22%3A%7B%22equals%22%3A%229999-12-31%22%7D%7D",
+        "q=%7B%22context.%22%3A%22x%22%7D",
+        "q=%5B%5D",
+        "q=%7B%22action%22%3A%7B%7D%7D",
+        "q=%7B%22action%22%3A%7B%22in%22%3A%22x%22%7D%7D",
+        "context.=x",
+        "id=,",
+        "limit=99999999999999999999999",
+        "cursor=%00%01",
+        "action=%FF%FE",
+    ];
+    for qs in queries {
+        for path in ["/v1/activities", "/v1/activities/export"] {
+            let r = call(Method::GET, &format!("{path}?{qs}"))
+                .key(&key)
+                .send(&e.app)
+                .await;
+            assert!(
+                r.status.is_client_error() || r.status.is_success(),
+                "{path}?{qs}: {}",
+                r.text()
+            );
+        }
+    }
+    for b in [
+        json!([]),
+        json!({"q": 5}),
+        json!({"limit": -1}),
+        json!({"action": {"a": 1}}),
+        json!({"context": "x"}),
+    ] {
+        let r = call(Method::POST, "/v1/activities/query")
+            .key(&key)
+            .json(&b)
+            .send(&e.app)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{b}: {}", r.text());
+    }
+}
+
+/// The served activity has exactly the properties the OpenAPI document's schema lists.
+#[tokio::test]
+async fn openapi_activity_schema_matches_the_wire() {
+    let e = env();
+    let ids = seed(&e, 1).await;
+    let key = e.key("a", "read");
+    let a = call(Method::GET, &format!("/v1/activities/{}", ids[0]))
+        .key(key)
+        .send(&e.app)
+        .await;
+    let doc = call(Method::GET, "/openapi.json").send(&e.app).await;
+    let mut served: Vec<&String> = a.json.as_object().unwrap().keys().collect();
+    let mut documented: Vec<&String> = doc.json["components"]["schemas"]["Activity"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    served.sort();
+    documented.sort();
+    assert_eq!(served, documented);
 }
