@@ -75,18 +75,22 @@ async fn authorize(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
-    let bearer = match auth_value {
-        Some(v) if v.len() > 6 && v[..6].eq_ignore_ascii_case("basic ") => {
+    let basic = auth_value.and_then(|v| {
+        let (scheme, rest) = v.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("basic").then_some(rest.trim())
+    });
+    let bearer = match (auth_value, basic) {
+        (Some(_), Some(credentials)) => {
             let decoded = STANDARD
-                .decode(v[6..].trim())
+                .decode(credentials)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
                 .ok_or_else(|| ApiError::unauthenticated("malformed Basic credentials"))?;
             let (user, pass) = decoded.split_once(':').unwrap_or((decoded.as_str(), ""));
             Some(if pass.is_empty() { user } else { pass }.to_owned())
         }
-        Some(_) => None,
-        None => headers
+        (Some(_), None) => None,
+        (None, _) => headers
             .get("x-velt-auth-token")
             .and_then(|v| v.to_str().ok())
             .map(|t| t.trim().to_owned()),
