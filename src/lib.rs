@@ -36,6 +36,7 @@
 mod error;
 pub mod http;
 pub mod model;
+mod profiles;
 mod query;
 mod store;
 

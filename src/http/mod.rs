@@ -351,6 +351,7 @@ pub fn app(state: AppState) -> Router {
     for spec in routes() {
         router = router.route(spec.path, (spec.handler)());
     }
+    router = router.merge(crate::profiles::router());
     router
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })

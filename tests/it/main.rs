@@ -5,5 +5,6 @@ mod crash;
 mod faults;
 mod http;
 mod model;
+mod profiles;
 mod server;
 mod store;
