@@ -517,6 +517,12 @@ fn same_content(existing: &Activity, new: &Activity, new_time_supplied: bool) ->
     }
 }
 
+/// The stored bytes of a record (for the benchmarks' component benches).
+#[cfg(feature = "bench")]
+pub(crate) fn encode_record(a: &Activity) -> Result<Vec<u8>> {
+    codec::encode(a)
+}
+
 /// Adds one activity's record, id entry (when needed) and index entries to a batch.
 fn write_activity(batch: &mut sled::Batch, tenant: u32, a: &Activity) -> Result<()> {
     let pos = Pos {
