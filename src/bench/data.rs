@@ -133,7 +133,7 @@ impl Rng {
     /// A power-law draw in 0..n: `n * u^power` for a uniform `u` in [0, 1), in integers.
     pub fn skewed(&mut self, n: u32, power: u32) -> u32 {
         let u = u128::from(self.below(1 << 20));
-        let x = u.pow(power) * u128::from(n) >> (20 * power);
+        let x = (u.pow(power) * u128::from(n)) >> (20 * power);
         u32::try_from(x).unwrap_or(0)
     }
 
