@@ -1,4 +1,8 @@
 // Temporary wiring of `actlog bench` on the bench branch; the lead redoes the binary at merge.
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[cfg(feature = "bench")]
 fn main() -> std::io::Result<()> {
     use clap::Parser;
