@@ -28,7 +28,7 @@ fn filters() -> Vec<(&'static str, Filter)> {
             Filter {
                 actions: vec![
                     "invoice.created".into(),
-                    "invoice.sent".into(),
+                    "document.viewed".into(),
                     "payment.received".into(),
                 ],
                 ..Filter::default()
