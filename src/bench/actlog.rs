@@ -15,11 +15,15 @@ use super::{Plan, DEPTHS};
 use crate::store::keys;
 use crate::{Durability, FacetField, FacetRequest, Filter, Options, Order, Query, Store};
 
+/// sled's page cache: the same budget as SQLite's `cache_size` (256 MB).
+const CACHE_BYTES: u64 = 256 << 20;
+
 fn open(path: &Path, durability: Durability) -> io::Result<Store> {
     Store::open(
         path,
         Options {
             durability,
+            cache_capacity: CACHE_BYTES,
             ..Options::default()
         },
     )
