@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use super::data::{self, Dataset, HOT_ACTOR, HOT_RESOURCE_TYPE, IN_ACTIONS, TENANTS};
 use super::util::{
-    disk_usage, float, float_usize, io_err, latency, median, peak_rss_mib, timed, write_ndjson,
-    Figures,
+    disk_usage, float, float_usize, io_err, median, peak_rss_mib, timed, write_ndjson, Figures,
 };
-use super::{Plan, DEPTHS};
+use super::Plan;
 use crate::store::keys;
 use crate::{Durability, FacetField, FacetRequest, Filter, Options, Order, Query, Store};
 
@@ -169,7 +168,38 @@ pub fn page_filters() -> Vec<(&'static str, Filter)> {
     ]
 }
 
-/// Every read figure on the store written by the `sync` ingest.
+/// The query for a page of 50 of `filter` at `depth` matches (newest first), its cursor reached
+/// by walking pages of 1,000; `None` when the filter has fewer matches than that.
+pub fn page_at(
+    store: &Store,
+    tenant: &str,
+    filter: &Filter,
+    depth: usize,
+) -> io::Result<Option<Query>> {
+    let mut q = Query {
+        filter: filter.clone(),
+        limit: 1000,
+        ..Query::default()
+    };
+    let mut reached = 0;
+    while reached < depth {
+        let page = store.query(tenant, &q).map_err(io_err)?;
+        reached += page.items.len();
+        q.cursor = page.next_cursor;
+        if q.cursor.is_none() {
+            return Ok(None);
+        }
+    }
+    q.limit = 50;
+    Ok(Some(q))
+}
+
+/// Opens the store written by the `sync` ingest, for reading.
+pub fn open_read(path: &Path) -> io::Result<Store> {
+    open(path, Durability::Sync)
+}
+
+/// Every read figure on the store written by the `sync` ingest (cursor pages: see `pages`).
 pub fn read(plan: &Plan, path: &Path) -> io::Result<Figures> {
     let mut fig = Figures::new();
     let hot = TENANTS[0];
@@ -200,37 +230,6 @@ pub fn read(plan: &Plan, path: &Path) -> io::Result<Figures> {
         fig.insert(format!("scan.paged_{name}.records_per_s"), r);
         let r = rate(plan.runs, || Ok(raw_scan(&store, hot, order)?.0))?;
         fig.insert(format!("scan.raw_{name}.records_per_s"), r);
-    }
-
-    // Pages of 50 at depth, reached through cursors.
-    for (name, filter) in page_filters() {
-        for depth in DEPTHS {
-            let mut q = Query {
-                filter: filter.clone(),
-                limit: 1000,
-                ..Query::default()
-            };
-            let mut reached = 0;
-            while reached < depth {
-                let page = store.query(hot, &q).map_err(io_err)?;
-                reached += page.items.len();
-                q.cursor = page.next_cursor;
-                if q.cursor.is_none() {
-                    break;
-                }
-            }
-            if reached < depth {
-                continue;
-            }
-            q.limit = 50;
-            let (p50, p99, _) = latency(20, plan.page_reps, plan.page_budget, || {
-                let page = store.query(hot, &q).map_err(io_err)?;
-                std::hint::black_box(&page);
-                Ok::<(), io::Error>(())
-            })?;
-            fig.insert(format!("page.{name}.d{depth}.cursor_p50_us"), p50);
-            fig.insert(format!("page.{name}.d{depth}.cursor_p99_us"), p99);
-        }
     }
 
     // Exact count and facet.

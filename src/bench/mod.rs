@@ -9,6 +9,7 @@
 
 mod actlog;
 mod data;
+mod pages;
 mod sqlite;
 mod util;
 
@@ -29,13 +30,14 @@ const DIR_ENV: &str = "ACTLOG_BENCH_DATA";
 const OUT_ENV: &str = "ACTLOG_BENCH_OUT";
 
 /// The phases, in the order they run: the two engines alternate.
-const PHASES: [&str; 6] = [
+const PHASES: [&str; 7] = [
     "actlog-ingest-sync",
     "sqlite-ingest-normal",
     "actlog-ingest-relaxed",
     "sqlite-ingest-full",
     "actlog-read",
     "sqlite-read",
+    "pages",
 ];
 
 /// Options of `actlog bench`.
@@ -177,10 +179,16 @@ pub fn run(opts: &BenchOptions) -> io::Result<Report> {
         } else {
             run_child(phase, &base)?
         };
-        if phase.starts_with("actlog") {
-            actlog_fig.extend(fig);
-        } else {
-            sqlite_fig.extend(fig);
+        for (key, value) in fig {
+            if let Some(k) = key.strip_prefix("actlog/") {
+                actlog_fig.insert(k.to_owned(), value);
+            } else if let Some(k) = key.strip_prefix("sqlite/") {
+                sqlite_fig.insert(k.to_owned(), value);
+            } else if phase.starts_with("actlog") {
+                actlog_fig.insert(key, value);
+            } else {
+                sqlite_fig.insert(key, value);
+            }
         }
     }
     if temporary && !opts.keep {
@@ -232,6 +240,7 @@ fn run_phase(plan: &Plan, phase: &str, base: &Path) -> io::Result<Figures> {
         }
         "actlog-read" => actlog::read(plan, &base.join("actlog-sync")),
         "sqlite-read" => sqlite::read(plan, &base.join("sqlite-normal")),
+        "pages" => pages::run(plan, &base.join("actlog-sync"), &base.join("sqlite-normal")),
         _ => Err(io::Error::other(format!("unknown bench phase {phase:?}"))),
     }
 }
@@ -291,6 +300,10 @@ fn empty_report(plan: &Plan) -> Report {
             "Each phase runs in its own process; 'cold' means a freshly opened store or connection \
              (the OS page cache is not dropped)."
                 .into(),
+            "Cursor pages alternate engines within one process, one actlog page then one SQLite \
+             page per repetition; OFFSET pages are SQLite-only, in its read phase."
+                .into(),
+            "actlog runs with a 256 MB sled cache, SQLite with a 256 MB page cache.".into(),
             "MB/s is records/s times the mean size of a record as actlog stores it (key + value), \
              the same for both engines, so its ratio equals the records/s ratio."
                 .into(),

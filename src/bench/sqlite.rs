@@ -61,7 +61,12 @@ CREATE TABLE activity_context (
 
 const INSERT: &str = "INSERT INTO activity VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
 const INSERT_CONTEXT: &str = "INSERT INTO activity_context VALUES (?1, ?2, ?3, ?4, ?5)";
-const COLUMNS: &str = "created_at, id, action, resource_type, resource_id, actor_type, actor_id, actor_name, actor_email, target_type, target_id, context, summary, reason, changes, metadata";
+pub const COLUMNS: &str = "created_at, id, action, resource_type, resource_id, actor_type, actor_id, actor_name, actor_email, target_type, target_id, context, summary, reason, changes, metadata";
+
+/// Opens the database written by the `NORMAL` ingest, for reading.
+pub fn open_read(dir: &Path) -> io::Result<Connection> {
+    open(&dir.join("bench.sqlite"), "NORMAL")
+}
 
 fn open(path: &Path, synchronous: &str) -> io::Result<Connection> {
     let conn = Connection::open(path).map_err(io_err)?;
@@ -73,7 +78,7 @@ fn open(path: &Path, synchronous: &str) -> io::Result<Connection> {
     Ok(conn)
 }
 
-fn tenant_no(t: &str) -> i64 {
+pub fn tenant_no(t: &str) -> i64 {
     TENANTS
         .iter()
         .position(|x| *x == t)
@@ -167,7 +172,7 @@ pub fn ingest(plan: &Plan, path: &Path, synchronous: &str, tag: &str) -> io::Res
     Ok(fig)
 }
 
-fn decode(row: &Row<'_>) -> rusqlite::Result<Activity> {
+pub fn decode(row: &Row<'_>) -> rusqlite::Result<Activity> {
     let conv = |i: usize, e: serde_json::Error| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
     };
@@ -276,7 +281,7 @@ fn rate(runs: usize, mut f: impl FnMut() -> io::Result<u64>) -> io::Result<f64> 
 }
 
 /// The WHERE clause and its values for one of the report's page filters.
-fn filter_sql(name: &str) -> (&'static str, Vec<String>) {
+pub fn filter_sql(name: &str) -> (&'static str, Vec<String>) {
     match name {
         "action" => ("action = ?2", vec![ACTIONS[0].0.into()]),
         "resource" => ("resource_type = ?2", vec![HOT_RESOURCE_TYPE.into()]),
@@ -328,14 +333,6 @@ pub fn read(plan: &Plan, path: &Path) -> io::Result<Figures> {
     for (name, _) in page_filters() {
         let (clause, values) = filter_sql(name);
         let k = values.len();
-        let mut page = conn
-            .prepare(&format!(
-                "SELECT {COLUMNS} FROM activity WHERE tenant = ?1 AND {clause} \
-                 AND (created_at, id) < (?{a}, ?{b}) ORDER BY created_at DESC, id DESC LIMIT 50",
-                a = k + 2,
-                b = k + 3
-            ))
-            .map_err(io_err)?;
         let mut at = conn
             .prepare(&format!(
                 "SELECT created_at, id FROM activity WHERE tenant = ?1 AND {clause} \
@@ -353,36 +350,17 @@ pub fn read(plan: &Plan, path: &Path) -> io::Result<Figures> {
         let mut args: Vec<rusqlite::types::Value> = vec![hot.into()];
         args.extend(values.iter().map(|v| v.clone().into()));
         for depth in DEPTHS {
-            let cursor: (i64, Vec<u8>) = if depth == 0 {
-                (i64::MAX, vec![0xFF; 17])
-            } else {
+            if depth > 0 {
                 let mut a = args.clone();
                 a.push(i64::try_from(depth - 1).unwrap_or(0).into());
-                match at
-                    .query_row(rusqlite::params_from_iter(a), |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
+                let exists = at
+                    .query_row(rusqlite::params_from_iter(a), |_| Ok(()))
                     .optional()
-                    .map_err(io_err)?
-                {
-                    Some(c) => c,
-                    None => continue,
-                }
-            };
-            let mut a = args.clone();
-            a.push(cursor.0.into());
-            a.push(cursor.1.into());
-            let (p50, p99, _) = latency(20, plan.page_reps, plan.page_budget, || {
-                let mut rows = page
-                    .query(rusqlite::params_from_iter(a.iter()))
                     .map_err(io_err)?;
-                while let Some(row) = rows.next().map_err(io_err)? {
-                    std::hint::black_box(decode(row).map_err(io_err)?);
+                if exists.is_none() {
+                    continue;
                 }
-                Ok::<(), io::Error>(())
-            })?;
-            fig.insert(format!("page.{name}.d{depth}.cursor_p50_us"), p50);
-            fig.insert(format!("page.{name}.d{depth}.cursor_p99_us"), p99);
+            }
             let mut a = args.clone();
             a.push(i64::try_from(depth).unwrap_or(0).into());
             let (p50, p99, _) = latency(5, plan.page_reps, plan.page_budget, || {
