@@ -490,11 +490,20 @@ fn targets(a: &Figures, s: &Figures, events: u64) -> Vec<Target> {
         "scan.warm_rev.records_per_s",
         1.5,
     );
-    ratio_target(
-        "ingest sync ≥ 1.5× SQLite (NORMAL)",
-        "ingest.sync.events_per_s",
-        1.5,
-    );
+    // Against the faster of SQLite's two modes: FULL is the more durable, so when it comes out
+    // faster the NORMAL pass stalled (a checkpoint on a busy disk); never credit actlog for that.
+    let sqlite_best = get(s, "ingest.sync.events_per_s")
+        .into_iter()
+        .chain(get(s, "ingest.full.events_per_s"))
+        .reduce(f64::max);
+    let m = get(a, "ingest.sync.events_per_s")
+        .zip(sqlite_best)
+        .map(|(x, y)| x / y);
+    out.push(Target {
+        target: "ingest sync ≥ 1.5× SQLite (the faster of NORMAL and FULL)".into(),
+        measured: m.map_or("not measured".into(), |r| format!("{r:.2}×")),
+        met: m.map(|r| r >= 1.5),
+    });
     for dir in ["fwd", "rev"] {
         let m = get(a, &format!("scan.warm_{dir}.records_per_s"))
             .zip(get(a, &format!("scan.raw_{dir}.records_per_s")))
