@@ -64,7 +64,20 @@ pub enum Command {
     /// Issue, list and revoke API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
-    // `bench` (the benchmark report) is wired here by the benchmark work.
+    /// Benchmark actlog against SQLite on a seeded dataset (needs `--features bench`).
+    Bench(BenchArgs),
+}
+
+/// The benchmark's options (BENCHMARKS.md).
+#[cfg(feature = "bench")]
+pub type BenchArgs = actlog::bench::BenchOptions;
+
+/// Without the `bench` feature the subcommand only says how to get it.
+#[cfg(not(feature = "bench"))]
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub rest: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -236,6 +249,10 @@ fn pick_tenant(store: &Store, tenant: Option<String>) -> anyhow::Result<String> 
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The benchmark makes its own stores; it must not open (or lock) the data directory.
+    if let Command::Bench(args) = &cli.command {
+        return bench(args);
+    }
     let store = open(&cli)?;
     match cli.command {
         Command::Serve(args) => serve(store, &cli.data_dir, args),
@@ -260,7 +277,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Tenants(cmd) => tenants(&store, cmd),
         Command::Keys(cmd) => keys(&store, cmd),
+        Command::Bench(args) => bench(&args),
     }
+}
+
+#[cfg(feature = "bench")]
+fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    actlog::bench::run(args)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "bench"))]
+fn bench(_: &BenchArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "this build has no benchmark: run `cargo run --release --features bench -- bench --quick`"
+    )
 }
 
 fn serve(store: Store, data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<ExitCode> {

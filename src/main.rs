@@ -4,6 +4,11 @@
 
 mod cli;
 
+// An optional allocator for measurements (`--features mimalloc`); BENCHMARKS.md has its effect.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::Parser;

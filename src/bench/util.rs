@@ -1,0 +1,212 @@
+//! Measuring helpers shared by both engines' phases: timers, percentiles, peak RSS, disk use, and
+//! the one NDJSON writer both exports use.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::model::Activity;
+
+/// Named figures one phase measured. Keys are `area.name.unit`, values plain numbers.
+pub type Figures = BTreeMap<String, f64>;
+
+/// A count as a float: exact below 2^53, far above any count here.
+pub fn float(n: u64) -> f64 {
+    let hi = u32::try_from(n >> 32).unwrap_or(u32::MAX);
+    let lo = u32::try_from(n & 0xFFFF_FFFF).unwrap_or(0);
+    f64::from(hi) * 4_294_967_296.0 + f64::from(lo)
+}
+
+pub fn float_usize(n: usize) -> f64 {
+    float(u64::try_from(n).unwrap_or(u64::MAX))
+}
+
+/// Runs `f` and returns its result with the time it took.
+pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let out = f();
+    (out, start.elapsed())
+}
+
+/// The median of some samples (sorts them).
+pub fn median(v: &mut [f64]) -> f64 {
+    percentile(v, 50.0)
+}
+
+/// The `p`-th percentile by nearest rank (sorts the samples); NaN when there are none.
+pub fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = float_usize(v.len());
+    let rank = (p / 100.0 * n).ceil().max(1.0);
+    // rank is a whole number in 1..=len.
+    let idx = v
+        .iter()
+        .enumerate()
+        .find(|(i, _)| float_usize(i + 1) >= rank)
+        .map_or(v.len() - 1, |(i, _)| i);
+    v[idx]
+}
+
+/// Untimed calls before each latency measurement.
+const WARMUP: usize = 5;
+
+/// Repeats `f` (one sample in microseconds per call) until `max_reps` samples or `budget` time,
+/// whichever comes first, but at least `min_reps` samples. Returns (p50, p99, samples).
+pub fn latency<E>(
+    min_reps: usize,
+    max_reps: usize,
+    budget: Duration,
+    mut f: impl FnMut() -> Result<(), E>,
+) -> Result<(f64, f64, usize), E> {
+    // A few untimed calls first: the figures are of a warm engine, its first call is not one.
+    for _ in 0..WARMUP {
+        f()?;
+    }
+    let start = Instant::now();
+    let mut samples = Vec::with_capacity(max_reps);
+    while samples.len() < max_reps && (samples.len() < min_reps || start.elapsed() < budget) {
+        let ((), d) = {
+            let t = Instant::now();
+            f()?;
+            ((), t.elapsed())
+        };
+        samples.push(d.as_secs_f64() * 1e6);
+    }
+    let n = samples.len();
+    let p50 = percentile(&mut samples, 50.0);
+    let p99 = percentile(&mut samples, 99.0);
+    Ok((p50, p99, n))
+}
+
+/// The process's peak resident set so far (VmHWM), in MiB; NaN where /proc is not there.
+pub fn peak_rss_mib() -> f64 {
+    proc_status_kib("VmHWM:").map_or(f64::NAN, |k| float(k) / 1024.0)
+}
+
+fn proc_status_kib(field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Bytes a directory tree occupies on disk (allocated blocks, not apparent lengths).
+pub fn disk_usage(path: &Path) -> io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if meta.is_dir() {
+            total += disk_usage(&entry.path())?;
+        } else {
+            total += meta.blocks() * 512;
+        }
+    }
+    Ok(total)
+}
+
+/// Turns any error into an `io::Error` for the harness's one error type.
+pub fn io_err(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
+    io::Error::other(e)
+}
+
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    // Serializing a &str to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// One activity as an NDJSON line, the same shape for both engines, so export measures the
+/// engines and not two serializers.
+pub fn write_ndjson(a: &Activity, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"id\":\"");
+    let mut buf = uuid::Uuid::encode_buffer();
+    out.extend_from_slice(a.id.hyphenated().encode_lower(&mut buf).as_bytes());
+    out.extend_from_slice(b"\",\"created_at\":\"");
+    out.extend_from_slice(
+        a.created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            .as_bytes(),
+    );
+    out.extend_from_slice(b"\",\"action\":");
+    push_json_str(out, &a.action);
+    out.extend_from_slice(b",\"resource\":{\"type\":");
+    push_json_str(out, &a.resource.kind);
+    if let Some(id) = &a.resource.id {
+        out.extend_from_slice(b",\"id\":");
+        push_json_str(out, id);
+    }
+    out.push(b'}');
+    if let Some(actor) = &a.actor {
+        out.extend_from_slice(b",\"actor\":{\"type\":");
+        push_json_str(out, &actor.kind);
+        for (k, v) in [
+            ("id", &actor.id),
+            ("name", &actor.name),
+            ("email", &actor.email),
+        ] {
+            if let Some(v) = v {
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(k.as_bytes());
+                out.extend_from_slice(b"\":");
+                push_json_str(out, v);
+            }
+        }
+        out.push(b'}');
+    }
+    if let Some(t) = &a.target {
+        out.extend_from_slice(b",\"target\":{\"type\":");
+        push_json_str(out, &t.kind);
+        if let Some(id) = &t.id {
+            out.extend_from_slice(b",\"id\":");
+            push_json_str(out, id);
+        }
+        out.push(b'}');
+    }
+    if !a.context.is_empty() {
+        out.extend_from_slice(b",\"context\":{");
+        for (i, (k, v)) in a.context.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_json_str(out, k);
+            out.push(b':');
+            push_json_str(out, v);
+        }
+        out.push(b'}');
+    }
+    for (k, v) in [("summary", &a.summary), ("reason", &a.reason)] {
+        if let Some(v) = v {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"\":");
+            push_json_str(out, v);
+        }
+    }
+    for (k, v) in [("changes", &a.changes), ("metadata", &a.metadata)] {
+        if let Some(v) = v {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"\":");
+            let _ = serde_json::to_writer(&mut *out, v);
+        }
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&mut v, 50.0), 50.0);
+        assert_eq!(percentile(&mut v, 99.0), 99.0);
+        assert_eq!(percentile(&mut [3.0], 99.0), 3.0);
+        assert_eq!(float(1 << 40), 1_099_511_627_776.0);
+    }
+}
