@@ -5,7 +5,7 @@
 //! across a crash, so a record never exists without its index entries or the other way round.
 //! `meta` holds the format version, the cursor secret, tenants and API keys.
 
-mod codec;
+pub(crate) mod codec;
 mod commit;
 pub(crate) mod keys;
 mod meta;

@@ -1,6 +1,9 @@
 //! Integration tests, linked into one binary.
 
 mod crash;
+mod cursors;
+mod damaged;
 mod faults;
 mod model;
+mod paging;
 mod store;
