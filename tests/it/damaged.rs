@@ -398,3 +398,34 @@ fn damaged_files_give_an_error_or_a_clean_recovery() {
         }
     }
 }
+
+/// Regression: sled 0.34 opens a truncated log file as an empty database, so `Store::open`
+/// used to succeed on it with no tenants and no activities, write a fresh format key and cursor
+/// secret over it, and report nothing: every acknowledged write silently gone (and a server
+/// would have created a new default tenant and admin key on top). A data directory that already
+/// holds a database file but no actlog metadata is damaged, and `open` must say so.
+#[test]
+fn a_truncated_log_is_an_error_not_an_empty_store() {
+    let healthy = tempfile::tempdir().unwrap();
+    build(healthy.path());
+    let len = std::fs::metadata(healthy.path().join("db")).unwrap().len();
+    let mut outcomes = vec![];
+    for cut in [1, 4096, len / 4, len / 2, len * 3 / 4] {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(healthy.path(), copy.path());
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(copy.path().join("db"))
+            .unwrap();
+        f.set_len(cut).unwrap();
+        drop(f);
+        let outcome = match Store::open(copy.path(), Options::default()) {
+            Err(e) => format!("error: {e}"),
+            Ok(s) => format!("opened with {} tenants", s.tenants().len()),
+        };
+        outcomes.push(format!("cut at {cut} of {len}: {outcome}"));
+    }
+    for o in &outcomes {
+        assert!(!o.contains("opened with 0 tenants"), "{outcomes:#?}");
+    }
+}
