@@ -189,13 +189,16 @@ impl Store {
             .cache_capacity(options.cache_capacity)
             .flush_every_ms(flush_every);
         check_fault(&options.fault_hook, FaultPoint::Open)?;
+        // sled 0.34 opens a damaged (for one, truncated) log file as an empty database; only a
+        // directory without a database file may turn out to be a new store.
+        let had_data = std::fs::metadata(path.join("db")).is_ok_and(|m| m.len() > 0);
         let (db, log, meta_tree) = guard("open", || {
             let db = open_with_lock_retry(&config)?;
             let log = db.open_tree("log")?;
             let meta_tree = db.open_tree("meta")?;
             Ok((db, log, meta_tree))
         })?;
-        let secret = guard("open", || meta::init(&meta_tree))?;
+        let secret = guard("open", || meta::init(&meta_tree, had_data))?;
         let tenants = guard("open", || meta::load_tenants(&meta_tree))?;
         let commit = commit::GroupCommit::default();
         Ok(Store {
