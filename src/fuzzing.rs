@@ -40,7 +40,11 @@ pub fn cursor_signed_payload(payload: &[u8]) {
     use hmac::Mac;
     let payload = &payload[..payload.len().min(64)];
     let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(&SECRET).expect("any key length");
-    m.update(&u64::try_from(TENANT.len()).unwrap_or(u64::MAX).to_be_bytes());
+    m.update(
+        &u64::try_from(TENANT.len())
+            .unwrap_or(u64::MAX)
+            .to_be_bytes(),
+    );
     m.update(TENANT.as_bytes());
     m.update(payload);
     let mut buf = payload.to_vec();
@@ -53,7 +57,10 @@ pub fn cursor_signed_payload(payload: &[u8]) {
 }
 
 /// Decodes `data` as a stored record value.
-#[expect(clippy::expect_used, reason = "a fuzz oracle: a failed expectation is the finding")]
+#[expect(
+    clippy::expect_used,
+    reason = "a fuzz oracle: a failed expectation is the finding"
+)]
 pub fn record(data: &[u8]) {
     let pos = Pos {
         time: 1_700_000_000_000_000,

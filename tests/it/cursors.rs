@@ -145,7 +145,10 @@ fn every_tampered_cursor_is_rejected() {
             raw[b / 8] ^= 1 << (b % 8);
         }
         let forged = URL_SAFE_NO_PAD.encode(&raw);
-        count("bit flips of the raw cursor", rejected(&store, "alpha", q, forged));
+        count(
+            "bit flips of the raw cursor",
+            rejected(&store, "alpha", q, forged),
+        );
     }
     // The text itself: one bit of one character (staying ASCII), which also reaches the
     // base64 padding bits of the last character; and truncations and extensions.
@@ -155,9 +158,15 @@ fn every_tampered_cursor_is_rejected() {
         let at = rng.gen_range(0..text.len());
         text[at] ^= 1 << rng.gen_range(0..7);
         let forged = String::from_utf8(text).unwrap();
-        count("bit flips of the cursor text", rejected(&store, "alpha", q, forged));
+        count(
+            "bit flips of the cursor text",
+            rejected(&store, "alpha", q, forged),
+        );
         let cut = rng.gen_range(0..c.len());
-        count("truncated", rejected(&store, "alpha", q, c[..cut].to_owned()));
+        count(
+            "truncated",
+            rejected(&store, "alpha", q, c[..cut].to_owned()),
+        );
         count("extended", rejected(&store, "alpha", q, format!("{c}A")));
     }
 
@@ -167,18 +176,30 @@ fn every_tampered_cursor_is_rejected() {
     for (q, c) in &cursors {
         let mut changed = q.clone();
         changed.filter.actions.push("user.login".into());
-        count("another filter", rejected(&store, "alpha", &changed, c.clone()));
+        count(
+            "another filter",
+            rejected(&store, "alpha", &changed, c.clone()),
+        );
         let mut since = q.clone();
         since.filter.since = Some(TimeBound::At(model::micros_to_time(0)));
-        count("an added since", rejected(&store, "alpha", &since, c.clone()));
+        count(
+            "an added since",
+            rejected(&store, "alpha", &since, c.clone()),
+        );
         let mut reversed = q.clone();
         reversed.order = match q.order {
             Order::Asc => Order::Desc,
             Order::Desc => Order::Asc,
         };
-        count("another order", rejected(&store, "alpha", &reversed, c.clone()));
+        count(
+            "another order",
+            rejected(&store, "alpha", &reversed, c.clone()),
+        );
         count("another tenant", rejected(&store, "beta", q, c.clone()));
-        count("another database", rejected(&other_db, "alpha", q, c.clone()));
+        count(
+            "another database",
+            rejected(&other_db, "alpha", q, c.clone()),
+        );
     }
 
     eprintln!(

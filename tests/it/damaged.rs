@@ -223,7 +223,10 @@ fn damage(dir: &Path, rng: &mut StdRng) -> String {
             let end = (at + rng.gen_range(1..=512)).min(bytes.len());
             rng.fill(&mut bytes[at..end]);
             std::fs::write(path, &bytes).unwrap();
-            format!("overwrite {} bytes at {at} of {name} ({len} bytes)", end - at)
+            format!(
+                "overwrite {} bytes at {at} of {name} ({len} bytes)",
+                end - at
+            )
         }
         _ => {
             let at = rng.gen_range(0..*len);

@@ -124,7 +124,11 @@ fn check(
             Order::Asc => w[0] < w[1],
             Order::Desc => w[0] > w[1],
         };
-        assert!(ok, "{what}: out of order or repeated: {:?} then {:?}", w[0], w[1]);
+        assert!(
+            ok,
+            "{what}: out of order or repeated: {:?} then {:?}",
+            w[0], w[1]
+        );
     }
     for (_, id) in seen {
         assert!(ids.insert(*id), "{what}: {id} served twice");
@@ -177,8 +181,12 @@ fn pages_stay_exact_while_writers_append() {
     let appended = Arc::new(AtomicUsize::new(0));
     let writers: Vec<_> = (0..3u64)
         .map(|w| {
-            let (store, stop, written, appended) =
-                (store.clone(), stop.clone(), written.clone(), appended.clone());
+            let (store, stop, written, appended) = (
+                store.clone(),
+                stop.clone(),
+                written.clone(),
+                appended.clone(),
+            );
             std::thread::spawn(move || {
                 let mut rng = StdRng::seed_from_u64(seed ^ (w + 1));
                 // Bounded: the walks stop the writers long before this.
