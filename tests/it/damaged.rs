@@ -1,8 +1,10 @@
 //! Damaged files: random byte flips and truncations of a copy of a real data directory, each
-//! opened in a child process (this test binary, re-executed) that opens the store, runs `verify`
-//! and walks every page of both tenants. The outcome must be an error that names the problem or a
-//! clean recovery (`verify` passes and every query answers); never a hang, a panic that escapes
-//! the library, or a process killed by a signal (abort, segfault, out of memory).
+//! opened in a child process (this test binary, re-executed) that opens the store, runs `verify`,
+//! walks every page of both tenants and appends one activity. The outcome must be an error that
+//! names the problem or a clean recovery (`verify` passes, every query answers, the append is
+//! acknowledged); never a hang, a panic that escapes the library, or a process killed by a signal
+//! (abort, segfault, out of memory). Every other child opens in relaxed durability, so sled's
+//! background flusher runs too.
 //!
 //! `ACTLOG_DAMAGE_RUNS` sets the number of damaged copies (default 60; the documented long run is
 //! 500), `ACTLOG_DAMAGE_SEED` replays one campaign. The summary line is printed with `--nocapture`.
@@ -19,6 +21,8 @@ use rand::{Rng, SeedableRng};
 
 /// Set in the child's environment: the damaged data directory to open.
 const CHILD_DIR: &str = "ACTLOG_DAMAGE_CHILD_DIR";
+/// Set in the child's environment (every other run): open with `Durability::Relaxed`.
+const CHILD_RELAXED: &str = "ACTLOG_DAMAGE_CHILD_RELAXED";
 const TENANTS: [(&str, usize); 2] = [("alpha", 2000), ("beta", 1000)];
 /// A healthy child finishes in about a second; this is generous for a loaded machine.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
@@ -54,10 +58,17 @@ fn damaged_child_process() {
             one_line(&msg)
         );
     }));
+    // Relaxed durability runs sled's background flusher, so a panic there would show too.
+    let relaxed = std::env::var(CHILD_RELAXED).is_ok();
     let store = match Store::open(
         &dir,
         Options {
             cache_capacity: 8 << 20,
+            durability: if relaxed {
+                Durability::Relaxed
+            } else {
+                Durability::Sync
+            },
             ..Default::default()
         },
     ) {
@@ -91,6 +102,26 @@ fn damaged_child_process() {
             }
         }
     }
+    // The recovered store takes writes again (or says why not).
+    let write = store.tenants().first().map(|t| {
+        let a = NewActivity {
+            action: "after.damage".into(),
+            resource: ObjectRef {
+                kind: "T".into(),
+                id: None,
+            },
+            ..Default::default()
+        };
+        store.append(&t.id, a).and_then(|_| store.flush())
+    });
+    if let Some(Err(e)) = write {
+        println!("OUTCOME write-error {}", one_line(&e.to_string()));
+        return;
+    }
+    if relaxed {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    drop(store);
     println!("OUTCOME clean {}", counts.join(" "));
 }
 
@@ -245,8 +276,12 @@ struct Run {
     failure: Option<String>,
 }
 
-fn run_child(exe: &Path, dir: &Path) -> (Option<String>, String, Vec<String>) {
-    let mut child = Command::new("sh")
+fn run_child(exe: &Path, dir: &Path, relaxed: bool) -> (Option<String>, String, Vec<String>) {
+    let mut cmd = Command::new("sh");
+    if relaxed {
+        cmd.env(CHILD_RELAXED, "1");
+    }
+    let mut child = cmd
         .arg("-c")
         .arg(format!("ulimit -v {CHILD_MEMORY_KB}; exec \"$0\" \"$@\""))
         .arg(exe)
@@ -326,11 +361,17 @@ fn damaged_files_give_an_error_or_a_clean_recovery() {
 
     let started = Instant::now();
     let mut results: Vec<Run> = vec![];
-    for _ in 0..runs {
+    for run in 0..runs {
         let copy = tempfile::tempdir().unwrap();
         copy_dir(healthy.path(), copy.path());
+        let relaxed = run % 2 == 1;
         let what = damage(copy.path(), &mut rng);
-        let (failure, outcome, panics) = run_child(&exe, copy.path());
+        let what = if relaxed {
+            format!("{what}, relaxed")
+        } else {
+            what
+        };
+        let (failure, outcome, panics) = run_child(&exe, copy.path(), relaxed);
         // A failed copy is kept for replay by hand (the path is in the report).
         let what = if failure.is_some() {
             format!("{what} [kept in {}]", copy.keep().display())
