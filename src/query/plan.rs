@@ -211,9 +211,20 @@ impl<'f> Plan<'f> {
             ),
         ];
         for (kind, (tl, tf), (il, ifld)) in pairs {
-            if let (Some(types), Some(ids)) = (values_of(tl, f, &tf), values_of(il, f, &ifld)) {
+            let Some(ids) = values_of(il, f, &ifld) else {
+                continue;
+            };
+            if let Some(types) = values_of(tl, f, &tf) {
                 if let Some(p) = prefixes(kind, &types, Some(&ids)) {
                     return Ok(plan(Source::Ranges(p), 2));
+                }
+            } else if let Some(types) =
+                leading_values(store, tenant, kind, MAX_RANGES / ids.len().max(1))?
+            {
+                // An id without its type: skip-scan the index's distinct types (few, one seek
+                // each) and look the id up under every one of them.
+                if let Some(p) = prefixes(kind, &types, Some(&ids)) {
+                    return Ok(plan(Source::Ranges(p), 1));
                 }
             }
         }
@@ -382,6 +393,27 @@ impl<'f> Plan<'f> {
             Source::Ranges(prefixes) => prefixes.iter().map(|p| count_range(p)).sum(),
         }
     }
+}
+
+/// The distinct first components (types) of a composite index, or `None` past `max` of them.
+fn leading_values(
+    store: &Store,
+    tenant: u32,
+    kind: IndexKind,
+    max: usize,
+) -> Result<Option<Vec<String>>> {
+    let prefix = keys::index_kind_prefix(tenant, kind);
+    let Some(values) = distinct_values(&store.log, &prefix, prefix.len(), max)? else {
+        return Ok(None);
+    };
+    let mut out = Vec::with_capacity(values.len());
+    for (v, _) in values {
+        out.push(
+            String::from_utf8(v)
+                .map_err(|_| crate::Error::Corrupt("index value is not UTF-8".into()))?,
+        );
+    }
+    Ok(Some(out))
 }
 
 /// The index ranges for the action filter: one per exact value, and one per distinct stored
