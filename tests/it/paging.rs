@@ -3,7 +3,8 @@
 //! activities committed before a walk began, none is skipped; no activity appears twice; pages
 //! are in strict `(time, id)` order; nothing appears that was never written. Checked in both
 //! orders, over the records source and over a merged index source, and walking back with
-//! `prev_cursor`. `ACTLOG_PAGING_SIZE` sets the log size (default 10,000; documented run 100,000).
+//! `prev_cursor`. A neighbour tenant is written at the same times; none of its activities may
+//! ever appear (they would count as "never written"). `ACTLOG_PAGING_SIZE` sets the log size (default 10,000; documented run 100,000).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -165,12 +166,17 @@ fn pages_stay_exact_while_writers_append() {
     store
         .create_tenant("load", TenantSettings::default())
         .unwrap();
+    // A neighbour with the same kind of data at the same times: none of it may ever be served.
+    store
+        .create_tenant("neighbour", TenantSettings::default())
+        .unwrap();
     let load_start = Instant::now();
     for chunk in (0..size).step_by(model::MAX_BATCH) {
-        let batch = (chunk..(chunk + model::MAX_BATCH).min(size))
+        let batch: Vec<_> = (chunk..(chunk + model::MAX_BATCH).min(size))
             .map(|k| activity(k, time_of(k), None))
             .collect();
-        store.append_batch("load", batch).unwrap();
+        store.append_batch("load", batch.clone()).unwrap();
+        store.append_batch("neighbour", batch).unwrap();
     }
     let load_time = load_start.elapsed();
     let end = time_of(size);
@@ -215,8 +221,16 @@ fn pages_stay_exact_while_writers_append() {
                             a
                         })
                         .collect();
-                    written.lock().unwrap().extend(ids.iter().copied());
-                    store.append_batch("load", batch).unwrap();
+                    // Writer 0 writes every other batch to the neighbour tenant.
+                    let tenant = if w == 0 && k % 2 == 1 {
+                        "neighbour"
+                    } else {
+                        "load"
+                    };
+                    if tenant == "load" {
+                        written.lock().unwrap().extend(ids.iter().copied());
+                    }
+                    store.append_batch(tenant, batch).unwrap();
                     appended.fetch_add(n, Ordering::Relaxed);
                     // Steady load rather than a flood, so the log grows by a fraction per walk.
                     std::thread::sleep(std::time::Duration::from_millis(2));
@@ -267,7 +281,7 @@ fn pages_stay_exact_while_writers_append() {
         });
         report.push(format!(
             "{what}: {} pages, {} committed before the walk, {served} served ({new} appended \
-             during it), 0 skipped, 0 twice{back}; writers appended {} meanwhile",
+             during it), 0 skipped, 0 twice{back}; writers appended {} meanwhile (both tenants)",
             w.pages,
             before.len(),
             appended.load(Ordering::Relaxed) - appended_before
@@ -279,7 +293,7 @@ fn pages_stay_exact_while_writers_append() {
     }
     assert!(store.verify().unwrap().is_ok());
     eprintln!(
-        "pagination under load: seed {seed}, {size} activities loaded in {load_time:.1?}, walks in {:.1?}; 0 duplicates, 0 skipped\n  {}",
+        "pagination under load: seed {seed}, {size} activities loaded in {load_time:.1?}, walks in {:.1?}; 0 duplicates, 0 skipped, 0 of the neighbour tenant's\n  {}",
         walk_start.elapsed(),
         report.join("\n  ")
     );
