@@ -3,6 +3,7 @@
 mod crash;
 mod cursors;
 mod damaged;
+mod exactly_once;
 mod faults;
 mod model;
 mod paging;
