@@ -25,6 +25,9 @@
 //! assert_eq!(page.items.len(), 1);
 //! ```
 //!
+//! [`http`] is the HTTP API v1 over a store (an axum `Router` from [`http::app`]), which the
+//! `actlog` binary serves.
+//!
 //! Limits: 1,000 activities a batch, 1,000 a page, the field sizes in [`model`]'s constants.
 #![forbid(unsafe_code)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
@@ -34,7 +37,9 @@ mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod http;
 pub mod model;
+mod profiles;
 mod query;
 mod store;
 

@@ -127,6 +127,17 @@ pub struct Store {
     /// Serializes the check-then-write of appends, retention and tenant creation.
     writer: Mutex<()>,
     commit: commit::GroupCommit,
+    /// Held until the store is dropped; declared last so it is released last.
+    _dir_lock: std::fs::File,
+}
+
+impl Drop for Store {
+    /// Flushes before the directory lock is released, so the next handle finds sled idle.
+    fn drop(&mut self) {
+        if let Err(e) = guard("flush on close", || Ok(self.db.flush().map(|_| ())?)) {
+            tracing::warn!(error = %e, "flush on close failed");
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -154,6 +165,36 @@ pub(crate) fn guard<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
 
 /// How long `open` waits for the directory's lock before it reports the store as in use.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Takes `actlog.lock` in the data directory, waiting a bounded time for it. sled locks its own
+/// file too, but under load a second handle was seen to open a live directory; this lock, held
+/// for the `Store`'s whole life, makes that impossible.
+fn take_dir_lock(dir: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(dir)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("actlog.lock"))?;
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() <= LOCK_WAIT => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Io(std::io::Error::other(format!(
+                    "the data directory {} is in use by another process",
+                    dir.display()
+                ))))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::Io(e)),
+        }
+    }
+}
 
 /// Opens the sled database, waiting a bounded time for its file lock: after a handle in this
 /// process is dropped, sled's background writers may hold the lock for a few more milliseconds.
@@ -189,8 +230,10 @@ impl Store {
             .cache_capacity(options.cache_capacity)
             .flush_every_ms(flush_every);
         check_fault(&options.fault_hook, FaultPoint::Open)?;
+        let dir_lock = take_dir_lock(&path)?;
         // sled 0.34 opens a damaged (for one, truncated) log file as an empty database; only a
-        // directory without a database file may turn out to be a new store.
+        // directory without a database file may turn out to be a new store. (Read under the
+        // directory lock, so no other process is creating the file meanwhile.)
         let had_data = std::fs::metadata(path.join("db")).is_ok_and(|m| m.len() > 0);
         let (db, log, meta_tree) = guard("open", || {
             let db = open_with_lock_retry(&config)?;
@@ -211,6 +254,7 @@ impl Store {
             tenants: RwLock::new(tenants),
             writer: Mutex::new(()),
             commit,
+            _dir_lock: dir_lock,
         })
     }
 

@@ -1,10 +1,14 @@
-//! Integration tests, linked into one binary.
+//! Integration tests, linked into one binary. One module per area.
 
+mod cli;
 mod crash;
 mod cursors;
 mod damaged;
 mod exactly_once;
 mod faults;
+mod http;
 mod model;
 mod paging;
+mod profiles;
+mod server;
 mod store;

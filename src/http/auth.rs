@@ -1,0 +1,239 @@
+//! API keys and the extractors that authenticate a request.
+//!
+//! A key is `actlog_<key_id>_<secret>`: `key_id` is 16 hex digits (public, names the stored
+//! record), `secret` is 256 random bits in base64url. Only SHA-256 of the secret is stored; a
+//! plain hash suffices because the secret is uniformly random (nothing to brute-force), and the
+//! comparison runs in constant time.
+//!
+//! Rules (API.md "HTTP API v1", with the choices written down in `docs/http.md`):
+//! - no or malformed `Authorization: Bearer` header, unknown or revoked key: 401;
+//! - a tenant key always acts on its own tenant; naming another tenant in `X-Tenant-Id` (or its
+//!   alias `x-entity-id`) is a 403, naming its own is allowed;
+//! - an admin key acts on the tenant its header names (404 if there is none such), else on the
+//!   first tenant created;
+//! - scopes: `read` may only read, `write` may only append, `read_write` both; admin routes
+//!   (tenants, keys) need the admin key.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{ApiError, AppState};
+use crate::{ApiKeyRecord, Scope};
+
+const KEY_PREFIX: &str = "actlog_";
+/// The tenant header and its alias.
+pub const TENANT_HEADER: &str = "x-tenant-id";
+pub const TENANT_HEADER_ALIAS: &str = "x-entity-id";
+
+/// An authenticated caller acting on one tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Auth {
+    /// The tenant this request acts on (it exists).
+    pub tenant: String,
+    pub scope: Scope,
+    pub key_id: String,
+}
+
+impl Auth {
+    /// 403 unless the key may read.
+    pub fn require_read(&self) -> Result<(), ApiError> {
+        if self.scope.can_read() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("this key may not read"))
+        }
+    }
+
+    /// 403 unless the key may append.
+    pub fn require_write(&self) -> Result<(), ApiError> {
+        if self.scope.can_write() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("this key may not write"))
+        }
+    }
+}
+
+/// An authenticated admin caller (no tenant is resolved: admin routes name their tenant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminAuth {
+    pub key_id: String,
+}
+
+/// A freshly issued key: the text to hand out once, and the record to store.
+#[derive(Debug, Clone)]
+pub struct IssuedKey {
+    pub token: String,
+    pub record: ApiKeyRecord,
+}
+
+/// Makes a new key for `tenant` (`None`: admin). The caller stores `record` and shows `token`
+/// exactly once.
+pub fn issue_key(
+    tenant: Option<String>,
+    scope: Scope,
+    now: chrono::DateTime<chrono::Utc>,
+) -> IssuedKey {
+    let id_bytes: [u8; 8] = rand::random();
+    let key_id: String = id_bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let secret_bytes: [u8; 32] = rand::random();
+    let secret = URL_SAFE_NO_PAD.encode(secret_bytes);
+    IssuedKey {
+        token: format!("{KEY_PREFIX}{key_id}_{secret}"),
+        record: ApiKeyRecord {
+            key_id,
+            tenant,
+            scope,
+            hash: hash_secret(&secret),
+            created_at: now,
+            revoked: false,
+        },
+    }
+}
+
+fn hash_secret(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Splits a key into `(key_id, secret)`, if it has the shape of one.
+fn parse_token(token: &str) -> Option<(&str, &str)> {
+    let rest = token.strip_prefix(KEY_PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    let id_ok = id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    (id_ok && !secret.is_empty() && secret.len() <= 64).then_some((id, secret))
+}
+
+/// Does `secret` match the record? Constant time in the secret.
+pub fn key_matches(record: &ApiKeyRecord, secret: &str) -> bool {
+    bool::from(hash_secret(secret).ct_eq(&record.hash))
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthenticated("missing Authorization: Bearer <key> header"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::unauthenticated("Authorization header is not ASCII"))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| ApiError::unauthenticated("expected Authorization: Bearer <key>"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::unauthenticated(
+            "expected Authorization: Bearer <key>",
+        ));
+    }
+    Ok(token.trim())
+}
+
+/// Finds the live key record the request's bearer token names.
+pub async fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<ApiKeyRecord, ApiError> {
+    let token = bearer(headers)?;
+    let invalid = || ApiError::unauthenticated("invalid or revoked API key");
+    let (key_id, secret) = parse_token(token).ok_or_else(invalid)?;
+    let key_id = key_id.to_owned();
+    let record = state.blocking(move |s| s.api_key(&key_id)).await?;
+    match record {
+        Some(r) if key_matches(&r, secret) && !r.revoked => Ok(r),
+        _ => Err(invalid()),
+    }
+}
+
+/// The tenant named by `X-Tenant-Id` / `x-entity-id`, if any.
+pub fn tenant_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let get = |name: &str| -> Result<Option<String>, ApiError> {
+        headers
+            .get(name)
+            .map(|v| {
+                v.to_str()
+                    .map(|s| s.trim().to_owned())
+                    .map_err(|_| ApiError::invalid(name, "header is not ASCII"))
+            })
+            .transpose()
+            // An empty header names no tenant (some clients send every header they know).
+            .map(|v| v.filter(|s| !s.is_empty()))
+    };
+    match (get(TENANT_HEADER)?, get(TENANT_HEADER_ALIAS)?) {
+        (Some(a), Some(b)) if a != b => Err(ApiError::invalid(
+            TENANT_HEADER,
+            "X-Tenant-Id and x-entity-id name different tenants",
+        )),
+        (Some(a), _) | (None, Some(a)) => Ok(Some(a)),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Resolves the tenant a key acts on, given the tenant header.
+pub fn resolve_tenant(
+    state: &AppState,
+    record: &ApiKeyRecord,
+    header: Option<String>,
+) -> Result<String, ApiError> {
+    match (&record.tenant, header) {
+        (Some(own), None) => Ok(own.clone()),
+        (Some(own), Some(h)) if *own == h => Ok(own.clone()),
+        (Some(_), Some(_)) => Err(ApiError::forbidden(
+            "a tenant key may only act on its own tenant",
+        )
+        .with_field(TENANT_HEADER)),
+        (None, Some(h)) => match state.store.tenant(&h) {
+            Some(t) => Ok(t.id),
+            None => Err(ApiError::not_found(format!("tenant {h:?} does not exist"))
+                .with_field(TENANT_HEADER)),
+        },
+        (None, None) => state
+            .store
+            .default_tenant()
+            .map(|t| t.id)
+            .ok_or_else(|| ApiError::not_found("no tenant exists yet; create one first")),
+    }
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let record = authenticate(&parts.headers, state).await?;
+        let tenant = resolve_tenant(state, &record, tenant_header(&parts.headers)?)?;
+        Ok(Auth {
+            tenant,
+            scope: record.scope,
+            key_id: record.key_id,
+        })
+    }
+}
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let record = authenticate(&parts.headers, state).await?;
+        if record.scope != Scope::Admin || record.tenant.is_some() {
+            return Err(ApiError::forbidden("this route needs the admin key"));
+        }
+        Ok(AdminAuth {
+            key_id: record.key_id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_keys_parse_and_match() {
+        let k = issue_key(Some("t".into()), Scope::Read, chrono::Utc::now());
+        let (id, secret) = parse_token(&k.token).unwrap();
+        assert_eq!(id, k.record.key_id);
+        assert!(key_matches(&k.record, secret));
+        assert!(!key_matches(&k.record, "x"));
+        assert!(parse_token("actlog_zz_abc").is_none());
+        assert!(parse_token("Bearer").is_none());
+    }
+}

@@ -1,0 +1,486 @@
+//! Filters from the wire: the query string of `GET /v1/activities` (and export, facets) and the
+//! JSON body of `POST /v1/activities/query`, into a [`Query`]. Profiles reuse these functions
+//! with their own parameter names.
+//!
+//! - List parameters take one value or a comma list (IN); repeating a parameter adds values.
+//!   In a JSON body they also take an array of strings (whose values may contain commas).
+//! - `since`/`until`: RFC 3339 or `yyyy-MM-dd` (read in the tenant's time zone by the store).
+//! - `q`: a JSON object of field → value or field → `{operator: operand, …}` (several operators
+//!   on one field are ANDed). `created_at` operands are RFC 3339, epoch milliseconds, or a
+//!   `yyyy-MM-dd` date in the tenant's time zone, taken as a whole day: `gte`/`lt` a date mean
+//!   from/before its first instant, `gt`/`lte` after/through its last, `equals` within it.
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use serde_json::Value;
+
+use super::wire::{epoch_ms, parse_instant_str};
+use super::ApiError;
+use crate::{Condition, Field, Filter, Op, Operand, Order, Query, TimeBound, MAX_LIMIT};
+
+/// One parameter's value: text from a query string, or JSON from a body.
+#[derive(Debug, Clone, Copy)]
+pub enum Val<'a> {
+    Text(&'a str),
+    Json(&'a Value),
+}
+
+impl<'a> Val<'a> {
+    /// A scalar as text (JSON strings, numbers and booleans).
+    fn text(self, field: &str) -> Result<std::borrow::Cow<'a, str>, ApiError> {
+        match self {
+            Val::Text(s) => Ok(s.into()),
+            Val::Json(Value::String(s)) => Ok(s.as_str().into()),
+            Val::Json(v @ (Value::Number(_) | Value::Bool(_))) => Ok(v.to_string().into()),
+            Val::Json(_) => Err(ApiError::invalid(field, "must be a string")),
+        }
+    }
+
+    /// A comma list (text) or an array of strings (JSON).
+    fn list(self, field: &str) -> Result<Vec<String>, ApiError> {
+        let out: Vec<String> = match self {
+            Val::Json(Value::Array(items)) => items
+                .iter()
+                .map(|v| Val::Json(v).text(field).map(|s| s.into_owned()))
+                .collect::<Result<_, _>>()?,
+            other => other.text(field)?.split(',').map(str::to_owned).collect(),
+        };
+        if out.iter().any(String::is_empty) {
+            return Err(ApiError::invalid(field, "values must not be empty"));
+        }
+        Ok(out)
+    }
+}
+
+/// Parses `since`/`until`: an RFC 3339 instant or a `yyyy-MM-dd` date.
+pub fn parse_time_bound(field: &str, s: &str) -> Result<TimeBound, ApiError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(TimeBound::At(t.with_timezone(&Utc)));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(TimeBound::Date(d));
+    }
+    Err(ApiError::invalid(
+        field,
+        format!("{s:?} is neither an RFC 3339 timestamp nor a yyyy-MM-dd date"),
+    ))
+}
+
+/// Applies one filter parameter to `filter`. Returns `Ok(false)` when `name` is not a filter
+/// parameter (the caller decides whether that is an error).
+pub fn apply_filter_param(
+    filter: &mut Filter,
+    name: &str,
+    value: Val<'_>,
+    tz: chrono_tz::Tz,
+) -> Result<bool, ApiError> {
+    let target = match name {
+        "action" => &mut filter.actions,
+        "resource_type" => &mut filter.resource_types,
+        "resource_id" => &mut filter.resource_ids,
+        "actor_type" => &mut filter.actor_types,
+        "actor_id" => &mut filter.actor_ids,
+        "actor_name" => &mut filter.actor_names,
+        "target_type" => &mut filter.target_types,
+        "target_id" => &mut filter.target_ids,
+        "id" => {
+            for s in value.list(name)? {
+                let id = s
+                    .trim()
+                    .parse()
+                    .map_err(|_| ApiError::invalid("id", format!("{s:?} is not a UUID")))?;
+                filter.ids.push(id);
+            }
+            return Ok(true);
+        }
+        "since" | "until" => {
+            let bound = parse_time_bound(name, &value.text(name)?)?;
+            let slot = if name == "since" {
+                &mut filter.since
+            } else {
+                &mut filter.until
+            };
+            if slot.replace(bound).is_some() {
+                return Err(ApiError::invalid(name, "given more than once"));
+            }
+            return Ok(true);
+        }
+        "q" => {
+            let conditions = match value {
+                Val::Text(s) => parse_q_str(s, tz)?,
+                Val::Json(Value::String(s)) => parse_q_str(s, tz)?,
+                Val::Json(v) => parse_q(v, tz)?,
+            };
+            filter.conditions.extend(conditions);
+            return Ok(true);
+        }
+        "context" => {
+            // Only in JSON bodies: an object of key → value.
+            let Val::Json(Value::Object(m)) = value else {
+                return Err(ApiError::invalid(
+                    "context",
+                    "must be an object of key → value (or use context.KEY=VALUE)",
+                ));
+            };
+            for (k, v) in m {
+                let field = format!("context.{k}");
+                let v = Val::Json(v).text(&field)?.into_owned();
+                filter.context.push((k.clone(), v));
+            }
+            return Ok(true);
+        }
+        _ => match name.strip_prefix("context.") {
+            Some(key) if !key.is_empty() => {
+                let v = value.text(name)?.into_owned();
+                filter.context.push((key.to_owned(), v));
+                return Ok(true);
+            }
+            _ => return Ok(false),
+        },
+    };
+    target.extend(value.list(name)?);
+    Ok(true)
+}
+
+/// Applies one parameter of a list request (a filter, or `order`, `limit`, `cursor`,
+/// `include_total`). `Ok(false)` when `name` is none of them.
+pub fn apply_query_param(
+    q: &mut Query,
+    name: &str,
+    value: Val<'_>,
+    tz: chrono_tz::Tz,
+) -> Result<bool, ApiError> {
+    match name {
+        "order" => q.order = parse_order(&value.text(name)?)?,
+        "limit" => q.limit = parse_limit(&value.text(name)?)?,
+        "cursor" => {
+            let c = value.text(name)?;
+            if !c.is_empty() {
+                q.cursor = Some(c.into_owned());
+            }
+        }
+        "include_total" => q.include_total = parse_bool(name, &value.text(name)?)?,
+        _ => return apply_filter_param(&mut q.filter, name, value, tz),
+    }
+    Ok(true)
+}
+
+/// `asc` or `desc`.
+pub fn parse_order(s: &str) -> Result<Order, ApiError> {
+    match s {
+        "desc" => Ok(Order::Desc),
+        "asc" => Ok(Order::Asc),
+        _ => Err(ApiError::invalid("order", "must be asc or desc")),
+    }
+}
+
+/// 1–1,000.
+pub fn parse_limit(s: &str) -> Result<usize, ApiError> {
+    s.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=MAX_LIMIT).contains(n))
+        .ok_or_else(|| {
+            ApiError::invalid("limit", format!("must be an integer from 1 to {MAX_LIMIT}"))
+        })
+}
+
+/// `true`/`false` (also `1`/`0`).
+pub fn parse_bool(field: &str, s: &str) -> Result<bool, ApiError> {
+    match s {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(ApiError::invalid(field, "must be true or false")),
+    }
+}
+
+/// A list request from query-string pairs. Unknown parameters are a 400 naming them.
+pub fn query_from_params(pairs: &[(String, String)], tz: chrono_tz::Tz) -> Result<Query, ApiError> {
+    let mut q = Query::default();
+    for (name, value) in pairs {
+        if !apply_query_param(&mut q, name, Val::Text(value), tz)? {
+            return Err(unknown_param(name));
+        }
+    }
+    Ok(q)
+}
+
+/// A list request from a JSON object (the body of `POST /v1/activities/query`).
+pub fn query_from_json(body: &Value, tz: chrono_tz::Tz) -> Result<Query, ApiError> {
+    let Value::Object(m) = body else {
+        return Err(ApiError::bad_request(
+            "body must be a JSON object of filters",
+        ));
+    };
+    let mut q = Query::default();
+    for (name, value) in m {
+        if value.is_null() {
+            continue;
+        }
+        if !apply_query_param(&mut q, name, Val::Json(value), tz)? {
+            return Err(unknown_param(name));
+        }
+    }
+    Ok(q)
+}
+
+/// The 400 for a parameter nobody knows.
+pub fn unknown_param(name: &str) -> ApiError {
+    ApiError::invalid(name, format!("unknown parameter {name:?}"))
+}
+
+/// Parses `q` given as JSON text.
+pub fn parse_q_str(s: &str, tz: chrono_tz::Tz) -> Result<Vec<Condition>, ApiError> {
+    let v: Value = serde_json::from_str(s)
+        .map_err(|e| ApiError::invalid("q", format!("not valid JSON: {e}")))?;
+    parse_q(&v, tz)
+}
+
+/// Parses `q`: a JSON object of field → value or field → `{operator: operand, …}`.
+pub fn parse_q(v: &Value, tz: chrono_tz::Tz) -> Result<Vec<Condition>, ApiError> {
+    let Value::Object(m) = v else {
+        return Err(ApiError::invalid(
+            "q",
+            "must be a JSON object of field → value or {operator: operand}",
+        ));
+    };
+    let mut out = Vec::new();
+    for (name, spec) in m {
+        let qfield = format!("q.{name}");
+        let field = Field::parse(name)
+            .ok_or_else(|| ApiError::invalid(&qfield, format!("unknown field {name:?}")))?;
+        match spec {
+            Value::Object(ops) => {
+                if ops.is_empty() {
+                    return Err(ApiError::invalid(&qfield, "no operator given"));
+                }
+                for (op, operand) in ops {
+                    let op = parse_op(&field, &qfield, op, operand, tz)?;
+                    out.push(Condition::new(field.clone(), op, &qfield)?);
+                }
+            }
+            Value::Array(_) => {
+                return Err(ApiError::invalid(
+                    &qfield,
+                    "a list needs an operator: {\"in\": [...]}",
+                ))
+            }
+            scalar => {
+                let op = parse_op(&field, &qfield, "equals", scalar, tz)?;
+                out.push(Condition::new(field, op, &qfield)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Which end of a date an operand stands for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    First,
+    Last,
+}
+
+fn parse_op(
+    field: &Field,
+    qfield: &str,
+    op: &str,
+    v: &Value,
+    tz: chrono_tz::Tz,
+) -> Result<Op, ApiError> {
+    let is_time = *field == Field::CreatedAt;
+    let one = |v: &Value, end: End| -> Result<Operand, ApiError> {
+        if is_time {
+            time_operand(qfield, v, tz, end).map(Operand::Time)
+        } else {
+            Val::Json(v)
+                .text(qfield)
+                .map(|s| Operand::Str(s.into_owned()))
+        }
+    };
+    let text = |v: &Value| Val::Json(v).text(qfield).map(|s| s.into_owned());
+    let list = |v: &Value| -> Result<Vec<Operand>, ApiError> {
+        match v {
+            Value::Array(items) => items.iter().map(|x| one(x, End::First)).collect(),
+            _ => Err(ApiError::invalid(qfield, format!("{op} takes an array"))),
+        }
+    };
+    Ok(match op {
+        "equals" => {
+            if let Some(d) = date_of(v).filter(|_| is_time) {
+                Op::Between(
+                    Operand::Time(date_end(d, tz, End::First)),
+                    Operand::Time(date_end(d, tz, End::Last)),
+                )
+            } else {
+                Op::Equals(one(v, End::First)?)
+            }
+        }
+        "gt" => Op::Gt(one(v, End::Last)?),
+        "gte" => Op::Gte(one(v, End::First)?),
+        "lt" => Op::Lt(one(v, End::First)?),
+        "lte" => Op::Lte(one(v, End::Last)?),
+        "in" => Op::In(list(v)?),
+        "notIn" => Op::NotIn(list(v)?),
+        "contains" => Op::Contains(text(v)?),
+        "startsWith" => Op::StartsWith(text(v)?),
+        "endsWith" => Op::EndsWith(text(v)?),
+        "between" => match v {
+            Value::Array(items) if items.len() == 2 => {
+                Op::Between(one(&items[0], End::First)?, one(&items[1], End::Last)?)
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    qfield,
+                    "between takes an array of two values [min, max]",
+                ))
+            }
+        },
+        other => {
+            return Err(ApiError::invalid(
+                qfield,
+                format!(
+                    "unknown operator {other:?}; expected one of equals, gt, gte, lt, lte, in, \
+                     notIn, contains, startsWith, endsWith, between"
+                ),
+            ))
+        }
+    })
+}
+
+fn date_of(v: &Value) -> Option<NaiveDate> {
+    v.as_str()
+        .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+}
+
+/// The first or last microsecond of a date in a time zone.
+fn date_end(d: NaiveDate, tz: chrono_tz::Tz, end: End) -> DateTime<Utc> {
+    let start_of = |d: NaiveDate| -> DateTime<Utc> {
+        let midnight = d.and_hms_opt(0, 0, 0).unwrap_or_default();
+        // A midnight that falls in a DST gap: the day starts at the first instant after it.
+        (0..=4)
+            .find_map(|h| {
+                tz.from_local_datetime(&(midnight + chrono::Duration::hours(h)))
+                    .earliest()
+            })
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
+    };
+    match end {
+        End::First => start_of(d),
+        End::Last => match d.succ_opt() {
+            Some(next) => start_of(next) - chrono::Duration::microseconds(1),
+            None => DateTime::<Utc>::MAX_UTC,
+        },
+    }
+}
+
+/// A `created_at` operand: RFC 3339, epoch milliseconds (number or digits), or a date.
+fn time_operand(
+    qfield: &str,
+    v: &Value,
+    tz: chrono_tz::Tz,
+    end: End,
+) -> Result<DateTime<Utc>, ApiError> {
+    let bad = || {
+        ApiError::invalid(
+            qfield,
+            "created_at takes RFC 3339 timestamps, yyyy-MM-dd dates or epoch milliseconds",
+        )
+    };
+    match v {
+        Value::Number(n) => n.as_i64().and_then(epoch_ms).ok_or_else(bad),
+        Value::String(s) => {
+            if let Some(d) = date_of(v) {
+                return Ok(date_end(d, tz, end));
+            }
+            parse_instant_str(s).ok_or_else(bad)
+        }
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(s: &[(&str, &str)]) -> Vec<(String, String)> {
+        s.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect()
+    }
+
+    #[test]
+    fn lists_contexts_and_bounds() {
+        let q = query_from_params(
+            &pairs(&[
+                ("action", "a.*,b"),
+                ("action", "c"),
+                ("context.origin", "api"),
+                ("since", "2024-01-01"),
+                ("until", "2024-02-01T00:00:00Z"),
+                ("limit", "7"),
+                ("order", "asc"),
+            ]),
+            chrono_tz::UTC,
+        )
+        .unwrap();
+        assert_eq!(q.filter.actions, ["a.*", "b", "c"]);
+        assert_eq!(
+            q.filter.context,
+            [("origin".to_string(), "api".to_string())]
+        );
+        assert!(matches!(q.filter.since, Some(TimeBound::Date(_))));
+        assert!(matches!(q.filter.until, Some(TimeBound::At(_))));
+        assert_eq!((q.limit, q.order), (7, Order::Asc));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let field = |p: &[(&str, &str)]| {
+            query_from_params(&pairs(p), chrono_tz::UTC)
+                .unwrap_err()
+                .field
+                .unwrap()
+        };
+        assert_eq!(field(&[("limit", "0")]), "limit");
+        assert_eq!(field(&[("limit", "1001")]), "limit");
+        assert_eq!(field(&[("bogus", "1")]), "bogus");
+        assert_eq!(field(&[("since", "yesterday")]), "since");
+        assert_eq!(field(&[("id", "nope")]), "id");
+        assert_eq!(field(&[("q", r#"{"colour":"red"}"#)]), "q.colour");
+        assert_eq!(field(&[("q", r#"{"action":{"like":"x"}}"#)]), "q.action");
+        assert_eq!(
+            field(&[("q", r#"{"created_at":{"contains":"x"}}"#)]),
+            "q.created_at"
+        );
+        assert_eq!(field(&[("q", "{")]), "q");
+    }
+
+    #[test]
+    fn q_operators_and_dates() {
+        let tz: chrono_tz::Tz = "Europe/Ljubljana".parse().unwrap();
+        let c = parse_q(
+            &serde_json::json!({
+                "created_at": {"gte": "2024-03-01", "lte": "2024-03-01", "lt": 1_700_000_000_000i64},
+                "action": {"in": ["a", "b"], "startsWith": "a"},
+                "context.n": 5,
+            }),
+            tz,
+        )
+        .unwrap();
+        assert_eq!(c.len(), 6);
+        let time = |want: fn(&Op) -> Option<&Operand>| {
+            c.iter()
+                .find_map(|c| match want(c.op()) {
+                    Some(Operand::Time(t)) => Some(*t),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        let lo = time(|o| if let Op::Gte(x) = o { Some(x) } else { None });
+        let hi = time(|o| if let Op::Lte(x) = o { Some(x) } else { None });
+        assert_eq!(lo.to_rfc3339(), "2024-02-29T23:00:00+00:00");
+        assert_eq!(
+            hi - lo,
+            chrono::Duration::days(1) - chrono::Duration::microseconds(1)
+        );
+    }
+}

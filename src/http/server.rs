@@ -1,0 +1,162 @@
+//! Running the server: first-start bootstrap, the listener, the retention task, graceful
+//! shutdown.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use super::auth::issue_key;
+use super::{app, AppState, Config};
+use crate::{Scope, Store, TenantSettings};
+
+/// File in the data directory that holds the admin key made on first start (mode 0600).
+pub const ADMIN_KEY_FILE: &str = "admin.key";
+
+/// What [`bootstrap`] did.
+#[derive(Debug, Clone, Default)]
+pub struct Bootstrap {
+    /// The admin key, when this call created it (shown once).
+    pub admin_key: Option<String>,
+    pub key_file: Option<PathBuf>,
+    pub created_tenant: Option<String>,
+}
+
+/// On a store with no tenant, creates tenant `default`; on a store with no live admin key,
+/// issues one and writes it to `dir/admin.key` with mode 0600.
+pub fn bootstrap(store: &Store, dir: &Path) -> anyhow::Result<Bootstrap> {
+    let mut out = Bootstrap::default();
+    if store.tenants().is_empty() {
+        store.create_tenant("default", TenantSettings::default())?;
+        out.created_tenant = Some("default".into());
+    }
+    let has_admin = store
+        .api_keys()?
+        .iter()
+        .any(|k| k.tenant.is_none() && k.scope == Scope::Admin && !k.revoked);
+    if !has_admin {
+        let issued = issue_key(None, Scope::Admin, chrono::Utc::now());
+        let path = dir.join(ADMIN_KEY_FILE);
+        write_secret_file(&path, &issued.token)?;
+        store.put_api_key(&issued.record)?;
+        out.admin_key = Some(issued.token);
+        out.key_file = Some(path);
+    }
+    Ok(out)
+}
+
+/// Writes a file readable by its owner only (created with mode 0600 on Unix).
+pub fn write_secret_file(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        opts.mode(0o600);
+        let mut f = opts.open(path)?;
+        // An existing file keeps its old mode through `open`; set it explicitly.
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(text.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let mut f = opts.open(path)?;
+        f.write_all(text.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()
+    }
+}
+
+/// How to run the server.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub config: Config,
+    /// How often expired activities are purged; zero disables it.
+    pub purge_interval: Duration,
+    /// How long shutdown waits for in-flight requests before giving up on them.
+    pub shutdown_grace: Duration,
+}
+
+/// Serves `store` on `listener` until `shutdown` resolves, then stops accepting, lets in-flight
+/// requests finish (up to the grace period), flushes the store and returns.
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<Store>,
+    opts: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = AppState::new(Arc::clone(&store), opts.config);
+    let router = app(state);
+    let purge = (!opts.purge_interval.is_zero())
+        .then(|| tokio::spawn(purge_loop(Arc::clone(&store), opts.purge_interval)));
+
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let _ = stop_rx.changed().await;
+    });
+    let mut server = tokio::spawn(async move { server.await });
+    tokio::select! {
+        r = &mut server => {
+            r??;
+        }
+        () = shutdown => {
+            tracing::info!("shutting down: no new connections, finishing in-flight requests");
+            let _ = stop_tx.send(true);
+            match tokio::time::timeout(opts.shutdown_grace, &mut server).await {
+                Ok(r) => r??,
+                Err(_) => {
+                    tracing::warn!("in-flight requests did not finish within the grace period");
+                    server.abort();
+                }
+            }
+        }
+    }
+    if let Some(p) = purge {
+        p.abort();
+    }
+    let s = Arc::clone(&store);
+    tokio::task::spawn_blocking(move || s.flush()).await??;
+    tracing::info!("store flushed; bye");
+    Ok(())
+}
+
+async fn purge_loop(store: Arc<Store>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let s = Arc::clone(&store);
+        match tokio::task::spawn_blocking(move || s.purge_expired(chrono::Utc::now())).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(removed = n, "retention purge"),
+            Ok(Err(e)) => tracing::error!(error = %e, "retention purge failed"),
+            Err(e) => tracing::error!(error = %e, "retention purge task failed"),
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,222 @@
+//! What every profile shares: the failure type and its two wire shapes, query-string access,
+//! timestamp formats and date parsing.
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, TimeZone, Utc};
+use serde_json::json;
+
+use crate::error::Error;
+use crate::http::ApiError;
+
+/// Why a profile request failed, before it is put in a profile's error shape.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// 400: the request names `field` and says what is wrong with it.
+    Invalid { field: String, message: String },
+    /// What the store said.
+    Store(Error),
+    /// What the HTTP layer said (authentication, body limits, the blocking pool).
+    Api(ApiError),
+}
+
+impl Failure {
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Failure {
+        Failure::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A store error, with a cursor error renamed to the profile's own cursor parameter.
+    pub(crate) fn store_with_cursor(e: Error, cursor_param: &str) -> Failure {
+        match e {
+            Error::InvalidCursor => Failure::invalid(
+                cursor_param,
+                "cursor is invalid, expired, or belongs to another query",
+            ),
+            e => Failure::from(e),
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::InvalidArgument { field, message } => Failure::Invalid { field, message },
+            e => Failure::Store(e),
+        }
+    }
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Failure::Api(e)
+    }
+}
+
+/// The native shape: `{"error": {"code", "message", "field"}}`.
+impl From<Failure> for ApiError {
+    fn from(f: Failure) -> ApiError {
+        match f {
+            Failure::Invalid { field, message } => ApiError::invalid(field, message),
+            Failure::Store(e) => ApiError::from(e),
+            Failure::Api(e) => e,
+        }
+    }
+}
+
+/// A query string as ordered pairs, with seed parameters read one at a time.
+pub(crate) struct Params<'a>(pub(crate) &'a [(String, String)]);
+
+impl Params<'_> {
+    /// The value of a parameter given at most once; a repeated parameter is a 400.
+    pub(crate) fn get(&self, name: &str) -> Result<Option<&str>, Failure> {
+        let mut found = None;
+        for (k, v) in self.0 {
+            if k == name {
+                if found.is_some() {
+                    return Err(Failure::invalid(name, "given more than once"));
+                }
+                found = Some(v.as_str());
+            }
+        }
+        Ok(found)
+    }
+
+    /// Like `get`, with an empty value read as absent.
+    pub(crate) fn non_empty(&self, name: &str) -> Result<Option<&str>, Failure> {
+        Ok(self.get(name)?.filter(|v| !v.is_empty()))
+    }
+
+    /// A whole number in `lo..=hi`, or `default` when absent.
+    pub(crate) fn int_in(
+        &self,
+        name: &str,
+        lo: i64,
+        hi: i64,
+        default: i64,
+    ) -> Result<i64, Failure> {
+        match self.non_empty(name)? {
+            None => Ok(default),
+            Some(v) => {
+                let n = parse_int(name, v)?;
+                if n < lo || n > hi {
+                    return Err(Failure::invalid(
+                        name,
+                        format!("must be between {lo} and {hi}"),
+                    ));
+                }
+                Ok(n)
+            }
+        }
+    }
+}
+
+/// A whole number.
+pub(crate) fn parse_int(name: &str, v: &str) -> Result<i64, Failure> {
+    v.trim()
+        .parse::<i64>()
+        .map_err(|_| Failure::invalid(name, format!("{v:?} is not a whole number")))
+}
+
+/// `true` or `false`.
+pub(crate) fn parse_bool(name: &str, v: &str) -> Result<bool, Failure> {
+    match v {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(Failure::invalid(name, "must be true or false")),
+    }
+}
+
+/// A `yyyy-MM-dd` date.
+pub(crate) fn parse_date(name: &str, v: &str) -> Result<NaiveDate, Failure> {
+    let ok = v.len() == 10 && v.as_bytes()[4] == b'-' && v.as_bytes()[7] == b'-';
+    NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        .ok()
+        .filter(|_| ok)
+        .ok_or_else(|| Failure::invalid(name, format!("{v:?} is not a yyyy-MM-dd date")))
+}
+
+/// The first instant of a calendar day in a time zone (a day that starts in a DST gap starts at
+/// the first instant that exists).
+pub(crate) fn day_start(date: NaiveDate, tz: chrono_tz::Tz) -> DateTime<Utc> {
+    let mut local = date.and_hms_opt(0, 0, 0).unwrap_or_default();
+    for _ in 0..6 {
+        if let Some(t) = tz.from_local_datetime(&local).earliest() {
+            return t.with_timezone(&Utc);
+        }
+        local += chrono::Duration::hours(1);
+    }
+    Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).unwrap_or_default())
+}
+
+/// The last microsecond of a calendar day in a time zone.
+pub(crate) fn day_end(date: NaiveDate, tz: chrono_tz::Tz) -> DateTime<Utc> {
+    match date.succ_opt() {
+        Some(next) => day_start(next, tz) - chrono::Duration::microseconds(1),
+        None => DateTime::<Utc>::MAX_UTC,
+    }
+}
+
+/// `2024-01-15T14:30:00.000Z`.
+pub(crate) fn millis_z(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// `2024-01-01T10:00:00Z`.
+pub(crate) fn seconds_z(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// `2024-01-15T14:30:00.123456Z`, the native format.
+pub(crate) fn micros_z(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// A JSON object value, or `{}`.
+pub(crate) fn object_or_empty(v: &Option<serde_json::Value>) -> serde_json::Value {
+    match v {
+        Some(v @ serde_json::Value::Object(_)) => v.clone(),
+        _ => json!({}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect()
+    }
+
+    #[test]
+    fn params_reject_repeats_and_check_bounds() {
+        let p = pairs(&[("limit", "5"), ("x", "1"), ("x", "2"), ("e", "")]);
+        let p = Params(&p);
+        assert_eq!(p.int_in("limit", 1, 10, 3).unwrap(), 5);
+        assert_eq!(p.int_in("missing", 1, 10, 3).unwrap(), 3);
+        assert_eq!(p.int_in("e", 1, 10, 3).unwrap(), 3);
+        assert!(p.get("x").is_err());
+        assert!(p.int_in("limit", 6, 10, 7).is_err());
+        let bad = pairs(&[("limit", "1.5")]);
+        assert!(Params(&bad).int_in("limit", 1, 10, 3).is_err());
+    }
+
+    #[test]
+    fn dates_and_formats() {
+        assert!(parse_date("d", "2024-01-15").is_ok());
+        for bad in [
+            "2024-1-15",
+            "2024-01-32",
+            "15.01.2024",
+            "",
+            "2024-01-15T00:00:00Z",
+        ] {
+            assert!(parse_date("d", bad).is_err(), "{bad}");
+        }
+        let tz: chrono_tz::Tz = "Europe/Ljubljana".parse().unwrap();
+        let d = NaiveDate::from_ymd_opt(2024, 1, 15).unwrap();
+        assert_eq!(millis_z(day_start(d, tz)), "2024-01-14T23:00:00.000Z");
+        assert_eq!(micros_z(day_end(d, tz)), "2024-01-15T22:59:59.999999Z");
+        assert_eq!(seconds_z(day_start(d, tz)), "2024-01-14T23:00:00Z");
+    }
+}

@@ -1,0 +1,621 @@
+//! Sequence: `GET /activity-logs` (seed 001). An activity log is a run of consecutive activities
+//! (in time order) sharing `context.activity_log_id`; an activity without it is a log of its own
+//! (docs/profiles.md says why). Pages count logs, so a page is cut from the store's cursor pages at
+//! a log boundary, and its `before`/`after` tokens are store cursors taken at that boundary.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::common::{self, Failure, Params};
+use crate::model::Activity;
+use crate::query::{FacetField, FacetRequest, Filter, Order, Query, MAX_LIMIT};
+use crate::store::Store;
+
+/// The context key that groups activities into one log.
+pub(crate) const LOG_KEY: &str = "activity_log_id";
+/// The one API version the seed documents for the `sequence-version` header.
+pub(crate) const VERSION: &str = "2024-07-30";
+const DEFAULT_LIMIT: i64 = 20;
+const MAX_PAGE: i64 = 100;
+
+/// XORed into an activity id's node bits (its last 48, which hold neither version nor variant)
+/// to give each reference object its own stable UUID.
+const ACTOR_MASK: u128 = 0xA1A1_A1A1_A1A1;
+const OBJECT_MASK: u128 = 0x0B0B_0B0B_0B0B;
+const TARGET_MASK: u128 = 0x7A7A_7A7A_7A7A;
+
+/// The id of an activity's actor, object or target reference; its own inverse.
+pub(crate) fn ref_id(id: Uuid, mask: u128) -> Uuid {
+    Uuid::from_u128(id.as_u128() ^ mask)
+}
+
+/// The object reference id of an activity (what `activityLogObjectId` names).
+pub(crate) fn object_ref_id(activity: Uuid) -> Uuid {
+    ref_id(activity, OBJECT_MASK)
+}
+
+/// Which way a token pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dir {
+    After,
+    Before,
+}
+
+impl Dir {
+    fn tag(self) -> char {
+        match self {
+            Dir::After => 'A',
+            Dir::Before => 'B',
+        }
+    }
+    fn param(self) -> &'static str {
+        match self {
+            Dir::After => "after",
+            Dir::Before => "before",
+        }
+    }
+}
+
+/// A parsed request.
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub(crate) filter: Filter,
+    pub(crate) order: Order,
+    pub(crate) limit: usize,
+    /// The direction and the store cursor inside the token.
+    pub(crate) cursor: Option<(Dir, String)>,
+}
+
+/// Parses the query string and the `sequence-version` header.
+pub(crate) fn parse(pairs: &[(String, String)], version: Option<&str>) -> Result<Request, Failure> {
+    if let Some(v) = version {
+        if v != VERSION {
+            return Err(Failure::invalid(
+                "sequence-version",
+                format!("unsupported API version {v:?}; available: {VERSION}"),
+            ));
+        }
+    }
+    let p = Params(pairs);
+    let limit = usize::try_from(p.int_in("limit", 1, MAX_PAGE, DEFAULT_LIMIT)?).unwrap_or(1);
+    let order = match p.non_empty("sortOrder")? {
+        None => Order::Desc,
+        Some(v) if v.eq_ignore_ascii_case("DESC") => Order::Desc,
+        Some(v) if v.eq_ignore_ascii_case("ASC") => Order::Asc,
+        Some(_) => return Err(Failure::invalid("sortOrder", "must be ASC or DESC")),
+    };
+    let token = |dir: Dir| -> Result<Option<(Dir, String)>, Failure> {
+        let Some(t) = p.non_empty(dir.param())? else {
+            return Ok(None);
+        };
+        match t.strip_prefix(dir.tag()) {
+            Some(c) if !c.is_empty() => Ok(Some((dir, c.to_owned()))),
+            _ => Err(Failure::invalid(
+                dir.param(),
+                format!("not a pagination.{} value of this API", dir.param()),
+            )),
+        }
+    };
+    let cursor = match (token(Dir::After)?, token(Dir::Before)?) {
+        (Some(_), Some(_)) => {
+            return Err(Failure::invalid("before", "give before or after, not both"));
+        }
+        (c, None) | (None, c) => c,
+    };
+    let mut filter = Filter::default();
+    if let Some(v) = p.non_empty("activityLogObjectId")? {
+        let id = Uuid::parse_str(v)
+            .map_err(|_| Failure::invalid("activityLogObjectId", "must be a UUID"))?;
+        filter.ids = vec![object_ref_id(id)];
+    }
+    if let Some(v) = p.non_empty("activityLogObjectEntityId")? {
+        filter.resource_ids = vec![v.to_owned()];
+    }
+    Ok(Request {
+        filter,
+        order,
+        limit,
+        cursor,
+    })
+}
+
+fn log_key(a: &Activity) -> String {
+    a.context_value(LOG_KEY)
+        .map_or_else(|| a.id.to_string(), str::to_owned)
+}
+
+/// The start index of every run of equal log keys.
+fn run_starts(items: &[Activity]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut last: Option<String> = None;
+    for (i, a) in items.iter().enumerate() {
+        let k = log_key(a);
+        if last.as_ref() != Some(&k) {
+            out.push(i);
+            last = Some(k);
+        }
+    }
+    out
+}
+
+/// A page of whole logs: their activities in query order and the store cursors at its edges.
+#[derive(Debug)]
+pub(crate) struct LogPage {
+    pub(crate) items: Vec<Activity>,
+    pub(crate) after: Option<String>,
+    pub(crate) before: Option<String>,
+}
+
+/// Reads `n` whole logs from `cursor` on, in the direction of the cursor (forward without one).
+pub(crate) fn page_logs(
+    store: &Store,
+    tenant: &str,
+    filter: &Filter,
+    order: Order,
+    cursor: Option<(Dir, String)>,
+    n: usize,
+) -> crate::Result<LogPage> {
+    let chunk = n.saturating_add(1).saturating_mul(4).min(MAX_LIMIT);
+    let query = |cursor: Option<String>, limit: usize| {
+        store.query(
+            tenant,
+            &Query {
+                filter: filter.clone(),
+                order,
+                limit,
+                cursor,
+                include_total: false,
+            },
+        )
+    };
+    // Follows the chain of cursors `k` items on from `from`, in the cursor's direction; returns
+    // the cursor that continues past the k-th item.
+    let walk = |from: Option<String>, k: usize, forward: bool| -> crate::Result<Option<String>> {
+        let mut cur = from;
+        let mut rest = k;
+        loop {
+            let lim = rest.min(MAX_LIMIT);
+            let p = query(cur, lim)?;
+            rest -= lim;
+            let next = if forward {
+                p.next_cursor
+            } else {
+                p.prev_cursor
+            };
+            if rest == 0 || next.is_none() {
+                return Ok(next);
+            }
+            cur = next;
+        }
+    };
+    match cursor {
+        None | Some((Dir::After, _)) => {
+            let start = cursor.map(|(_, c)| c);
+            let mut items: Vec<Activity> = Vec::new();
+            let mut cur = start.clone();
+            let mut before = None;
+            let mut first = true;
+            let complete = loop {
+                let p = query(cur, chunk)?;
+                if first {
+                    before = p.prev_cursor;
+                    first = false;
+                }
+                items.extend(p.items);
+                if run_starts(&items).len() > n {
+                    break false;
+                }
+                match p.next_cursor {
+                    Some(c) => cur = Some(c),
+                    None => break true,
+                }
+            };
+            if complete {
+                return Ok(LogPage {
+                    items,
+                    after: None,
+                    before,
+                });
+            }
+            let k = run_starts(&items)[n];
+            items.truncate(k);
+            let after = walk(start, k, true)?;
+            Ok(LogPage {
+                items,
+                after,
+                before,
+            })
+        }
+        Some((Dir::Before, start)) => {
+            let mut items: Vec<Activity> = Vec::new();
+            let mut cur = start.clone();
+            let mut after = None;
+            let mut first = true;
+            let complete = loop {
+                let p = query(Some(cur), chunk)?;
+                if first {
+                    after = p.next_cursor;
+                    first = false;
+                }
+                let mut joined = p.items;
+                joined.append(&mut items);
+                items = joined;
+                if run_starts(&items).len() > n {
+                    break false;
+                }
+                match p.prev_cursor {
+                    Some(c) => cur = c,
+                    None => break true,
+                }
+            };
+            if complete {
+                return Ok(LogPage {
+                    items,
+                    after,
+                    before: None,
+                });
+            }
+            let starts = run_starts(&items);
+            let s = starts[starts.len() - n];
+            let items = items.split_off(s);
+            let before = walk(Some(start), items.len(), false)?;
+            Ok(LogPage {
+                items,
+                after,
+                before,
+            })
+        }
+    }
+}
+
+/// How many logs match. When no activity of the tenant carries a log id, every activity is a log
+/// and the store's count (index keys only) is the answer; else one scan counts log boundaries.
+pub(crate) fn count_logs(store: &Store, tenant: &str, filter: &Filter) -> crate::Result<u64> {
+    let grouped = store.facets(
+        tenant,
+        &FacetRequest {
+            field: FacetField::Context(LOG_KEY.into()),
+            prefix: None,
+            since: None,
+            until: None,
+            limit: 1,
+        },
+    );
+    match grouped {
+        Ok(v) if v.is_empty() => return store.count(tenant, filter),
+        // More distinct log ids than facets enumerate: count by scanning.
+        Ok(_) | Err(crate::Error::InvalidArgument { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let mut n = 0u64;
+    let mut last: Option<String> = None;
+    store.scan(tenant, filter, Order::Asc, |a| {
+        let k = log_key(&a);
+        if last.as_ref() != Some(&k) {
+            n += 1;
+            last = Some(k);
+        }
+        Ok(true)
+    })?;
+    Ok(n)
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ActorRef {
+    id: String,
+    entity_type: String,
+    entity_id: Option<String>,
+    email: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EntityRef {
+    id: String,
+    entity_type: String,
+    entity_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Item {
+    id: String,
+    activity_log_id: String,
+    verb: String,
+    name: String,
+    summary: Option<String>,
+    reason: Option<String>,
+    metadata: Vec<Value>,
+    activity_log_actor: Option<ActorRef>,
+    activity_log_object: EntityRef,
+    activity_log_target: Option<EntityRef>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Log {
+    id: String,
+    sequence_account_id: String,
+    activity_type: Option<String>,
+    api_version: &'static str,
+    origin: Option<String>,
+    trace_id: Option<String>,
+    created_at: String,
+    activity_log_items: Vec<Item>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Pagination {
+    after: Option<String>,
+    before: Option<String>,
+    total_result_size: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Response {
+    items: Vec<Log>,
+    pagination: Pagination,
+}
+
+fn item(log_id: &str, a: Activity) -> Item {
+    let name = a
+        .context_value("name")
+        .map_or_else(|| a.action.clone(), str::to_owned);
+    let metadata = match a.metadata {
+        Some(Value::Object(m)) => m
+            .into_iter()
+            .map(|(k, v)| json!({ "key": k, "value": v }))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Item {
+        id: a.id.to_string(),
+        activity_log_id: log_id.to_owned(),
+        name,
+        verb: a.action,
+        summary: a.summary,
+        reason: a.reason,
+        metadata,
+        activity_log_actor: a.actor.map(|x| ActorRef {
+            id: ref_id(a.id, ACTOR_MASK).to_string(),
+            entity_type: x.kind,
+            entity_id: x.id,
+            email: x.email,
+        }),
+        activity_log_object: EntityRef {
+            id: ref_id(a.id, OBJECT_MASK).to_string(),
+            entity_type: a.resource.kind,
+            entity_id: a.resource.id,
+        },
+        activity_log_target: a.target.map(|t| EntityRef {
+            id: ref_id(a.id, TARGET_MASK).to_string(),
+            entity_type: t.kind,
+            entity_id: t.id,
+        }),
+    }
+}
+
+/// Groups a page's activities (in query order) into logs, each log's items oldest first.
+pub(crate) fn logs(tenant: &str, items: Vec<Activity>) -> Vec<Log> {
+    let mut out: Vec<Log> = Vec::new();
+    let mut group: Vec<Activity> = Vec::new();
+    let flush = |group: &mut Vec<Activity>, out: &mut Vec<Log>| {
+        if group.is_empty() {
+            return;
+        }
+        group.sort_by_key(|a| (a.created_at, a.id));
+        let id = log_key(&group[0]);
+        let ctx = |key: &str| {
+            group
+                .iter()
+                .find_map(|a| a.context_value(key))
+                .map(str::to_owned)
+        };
+        let (activity_type, origin, trace_id) =
+            (ctx("activity_type"), ctx("origin"), ctx("trace_id"));
+        let created_at = common::seconds_z(group[0].created_at);
+        let items = group.drain(..).map(|a| item(&id, a)).collect();
+        out.push(Log {
+            id,
+            sequence_account_id: tenant.to_owned(),
+            activity_type,
+            api_version: "V1",
+            origin,
+            trace_id,
+            created_at,
+            activity_log_items: items,
+        });
+    };
+    for a in items {
+        if group.first().is_some_and(|g| log_key(g) != log_key(&a)) {
+            flush(&mut group, &mut out);
+        }
+        group.push(a);
+    }
+    flush(&mut group, &mut out);
+    out
+}
+
+/// Serves one request (blocking: it reads the store).
+pub(crate) fn list(
+    store: &Store,
+    tenant: &str,
+    pairs: &[(String, String)],
+    version: Option<&str>,
+) -> Result<Response, Failure> {
+    let req = parse(pairs, version)?;
+    let param = req.cursor.as_ref().map_or("after", |(d, _)| d.param());
+    let page = page_logs(store, tenant, &req.filter, req.order, req.cursor, req.limit)
+        .map_err(|e| Failure::store_with_cursor(e, param))?;
+    let total = count_logs(store, tenant, &req.filter)?;
+    Ok(Response {
+        items: logs(tenant, page.items),
+        pagination: Pagination {
+            after: page.after.map(|c| format!("{}{c}", Dir::After.tag())),
+            before: page.before.map(|c| format!("{}{c}", Dir::Before.tag())),
+            total_result_size: total,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{NewActivity, ObjectRef, TenantSettings};
+    use crate::store::Options;
+    use chrono::{TimeZone, Utc};
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect()
+    }
+
+    #[test]
+    fn parses_and_validates() {
+        let r = parse(&[], None).unwrap();
+        assert_eq!((r.limit, r.order), (20, Order::Desc));
+        for ok in ["1", "100"] {
+            assert!(parse(&pairs(&[("limit", ok)]), None).is_ok());
+        }
+        for bad in ["0", "101", "-1", "ten"] {
+            assert!(parse(&pairs(&[("limit", bad)]), None).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse(&pairs(&[("sortOrder", "ASC")]), None).unwrap().order,
+            Order::Asc
+        );
+        assert!(parse(&pairs(&[("sortOrder", "UP")]), None).is_err());
+        assert!(parse(&[], Some(VERSION)).is_ok());
+        assert!(parse(&[], Some("2023-01-01")).is_err());
+        assert!(parse(&pairs(&[("after", "Bxyz")]), None).is_err());
+        assert!(parse(&pairs(&[("before", "Axyz")]), None).is_err());
+        assert!(parse(&pairs(&[("after", "Ax"), ("before", "Bx")]), None).is_err());
+        assert!(parse(&pairs(&[("activityLogObjectId", "nope")]), None).is_err());
+        let id = Uuid::now_v7();
+        let r = parse(
+            &pairs(&[
+                ("activityLogObjectId", &object_ref_id(id).to_string()),
+                ("activityLogObjectEntityId", "inv_1"),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.filter.ids, vec![id]);
+        assert_eq!(r.filter.resource_ids, vec!["inv_1"]);
+    }
+
+    #[test]
+    fn without_log_ids_every_activity_is_a_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Options::default()).unwrap();
+        store.create_tenant("t", TenantSettings::default()).unwrap();
+        let f = Filter::default();
+        assert_eq!(count_logs(&store, "t", &f).unwrap(), 0);
+        for _ in 0..3 {
+            store
+                .append(
+                    "t",
+                    NewActivity {
+                        action: "CREATED".into(),
+                        resource: ObjectRef {
+                            kind: "INVOICE".into(),
+                            id: None,
+                        },
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+        }
+        assert_eq!(count_logs(&store, "t", &f).unwrap(), 3);
+    }
+
+    #[test]
+    fn reference_ids_keep_version_and_invert() {
+        let id = Uuid::now_v7();
+        for m in [ACTOR_MASK, OBJECT_MASK, TARGET_MASK] {
+            let r = ref_id(id, m);
+            assert_ne!(r, id);
+            assert_eq!(r.get_version_num(), 7);
+            assert_eq!(ref_id(r, m), id);
+        }
+    }
+
+    /// Logs of sizes 1, 3, 1, 2, 1 … written oldest first; walks every page both ways.
+    #[test]
+    fn pages_cut_at_log_boundaries_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Options::default()).unwrap();
+        store.create_tenant("t", TenantSettings::default()).unwrap();
+        let sizes = [1usize, 3, 1, 2, 1, 4, 1];
+        let mut sec = 0;
+        for (log, size) in sizes.iter().enumerate() {
+            let batch = (0..*size)
+                .map(|_| {
+                    sec += 1;
+                    NewActivity {
+                        created_at: Some(Utc.timestamp_opt(1_700_000_000 + sec, 0).unwrap()),
+                        action: "CREATED".into(),
+                        resource: ObjectRef {
+                            kind: "INVOICE".into(),
+                            id: None,
+                        },
+                        context: if *size > 1 {
+                            vec![(LOG_KEY.into(), format!("log-{log}"))]
+                        } else {
+                            vec![]
+                        },
+                        ..Default::default()
+                    }
+                })
+                .collect();
+            store.append_batch("t", batch).unwrap();
+        }
+        let f = Filter::default();
+        assert_eq!(count_logs(&store, "t", &f).unwrap(), 7);
+        let other = Filter {
+            actions: vec!["NONE".into()],
+            ..Filter::default()
+        };
+        assert_eq!(count_logs(&store, "t", &other).unwrap(), 0);
+        for order in [Order::Desc, Order::Asc] {
+            for n in 1..=4 {
+                let mut seen = Vec::new();
+                let mut cursor = None;
+                let mut pages = Vec::new();
+                loop {
+                    let p = page_logs(&store, "t", &f, order, cursor.clone(), n).unwrap();
+                    let ls = logs("t", p.items);
+                    assert!(ls.len() <= n);
+                    seen.extend(ls.iter().map(|l| l.activity_log_items.len()));
+                    pages.push((p.before.clone(), ls.len()));
+                    match p.after {
+                        Some(c) => cursor = Some((Dir::After, c)),
+                        None => break,
+                    }
+                }
+                let mut want: Vec<usize> = sizes.to_vec();
+                if order == Order::Desc {
+                    want.reverse();
+                }
+                assert_eq!(seen, want, "{order:?} n={n}");
+                // And back from the last page to the first.
+                let mut back = Vec::new();
+                let mut cursor = pages.last().unwrap().0.clone();
+                while let Some(c) = cursor {
+                    let p = page_logs(&store, "t", &f, order, Some((Dir::Before, c)), n).unwrap();
+                    let ls = logs("t", p.items);
+                    let mut sizes: Vec<usize> =
+                        ls.iter().map(|l| l.activity_log_items.len()).collect();
+                    sizes.extend(back);
+                    back = sizes;
+                    cursor = p.before;
+                }
+                let last = pages.last().unwrap().1;
+                assert_eq!(back.len() + last, want.len(), "{order:?} n={n}");
+                assert_eq!(back, want[..want.len() - last], "{order:?} n={n}");
+            }
+        }
+    }
+}

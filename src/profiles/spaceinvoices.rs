@@ -1,0 +1,526 @@
+//! Space Invoices: `GET /activities` (seed 000). Cursor pages straight off the store's own cursors;
+//! the JSON `query` parameter becomes `q` conditions over the six fields the seed allows.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::common::{self, Failure, Params};
+use crate::model::Activity;
+use crate::query::{Condition, Field, Op, Operand, Order, Page, Query, MAX_LIMIT};
+use crate::store::Store;
+
+const DEFAULT_LIMIT: i64 = 10;
+/// The fields the seed lets `query` name.
+const ALLOWED_FIELDS: [&str; 6] = [
+    "id",
+    "resource_type",
+    "resource_id",
+    "action",
+    "actor_type",
+    "created_at",
+];
+
+/// A parsed request.
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub(crate) query: Query,
+    /// The seed's `include_total_count` (default true).
+    pub(crate) include_total: bool,
+}
+
+/// Parses the query string. `tz` is the tenant's zone, for `yyyy-MM-dd` dates in `query`.
+pub(crate) fn parse(pairs: &[(String, String)], tz: chrono_tz::Tz) -> Result<Request, Failure> {
+    let p = Params(pairs);
+    let mut q = Query {
+        limit: usize::try_from(p.int_in(
+            "limit",
+            1,
+            i64::try_from(MAX_LIMIT).unwrap_or(i64::MAX),
+            DEFAULT_LIMIT,
+        )?)
+        .unwrap_or(1),
+        ..Query::default()
+    };
+    let next = p.non_empty("next_cursor")?;
+    let prev = p.non_empty("prev_cursor")?;
+    q.cursor = match (next, prev) {
+        (Some(_), Some(_)) => {
+            return Err(Failure::invalid(
+                "prev_cursor",
+                "give next_cursor or prev_cursor, not both",
+            ))
+        }
+        (c, None) | (None, c) => c.map(str::to_owned),
+    };
+    let include_total = match p.non_empty("include_total_count")? {
+        None => true,
+        Some(v) => common::parse_bool("include_total_count", v)?,
+    };
+    q.include_total = include_total;
+    q.order = match p.non_empty("order_by")? {
+        None => Order::Desc,
+        Some("created_at" | "+created_at" | "created_at:asc" | "created_at asc") => Order::Asc,
+        Some("-created_at" | "created_at:desc" | "created_at desc") => Order::Desc,
+        Some(other) => {
+            return Err(Failure::invalid(
+                "order_by",
+                format!(
+                    "{other:?}: activities sort by created_at only (created_at or -created_at)"
+                ),
+            ))
+        }
+    };
+    if let Some(v) = p.non_empty("resource_type")? {
+        q.filter.resource_types = vec![v.to_owned()];
+    }
+    if let Some(v) = p.non_empty("resource_id")? {
+        q.filter.resource_ids = vec![v.to_owned()];
+    }
+    if let Some(v) = p.non_empty("query")? {
+        q.filter.conditions = parse_json_query(v, tz)?;
+    }
+    if let Some(v) = p.non_empty("action")? {
+        // A condition rather than the `actions` list: there a trailing `*` would be a prefix,
+        // and the seed's filter is an exact match.
+        q.filter.conditions.push(
+            Condition::new(
+                Field::Action,
+                Op::Equals(Operand::Str(v.to_owned())),
+                "action",
+            )
+            .map_err(Failure::from)?,
+        );
+    }
+    Ok(Request {
+        query: q,
+        include_total,
+    })
+}
+
+/// The `query` parameter: `{field: value | {operator: operand, ...}, ...}`.
+pub(crate) fn parse_json_query(text: &str, tz: chrono_tz::Tz) -> Result<Vec<Condition>, Failure> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| Failure::invalid("query", format!("not valid JSON: {e}")))?;
+    let Value::Object(fields) = v else {
+        return Err(Failure::invalid("query", "must be a JSON object"));
+    };
+    let mut out = Vec::new();
+    for (name, spec) in fields {
+        let at = format!("query.{name}");
+        if !ALLOWED_FIELDS.contains(&name.as_str()) {
+            return Err(Failure::invalid(
+                at,
+                format!(
+                    "field {name:?} cannot be queried; allowed fields: {}",
+                    ALLOWED_FIELDS.join(", ")
+                ),
+            ));
+        }
+        let field = Field::parse(&name).ok_or_else(|| Failure::invalid(&at, "unknown field"))?;
+        let is_time = field == Field::CreatedAt;
+        let ops: Vec<(String, Value)> = match spec {
+            Value::Object(m) => {
+                if m.is_empty() {
+                    return Err(Failure::invalid(at, "an empty operator object"));
+                }
+                m.into_iter().collect()
+            }
+            direct => vec![("equals".to_owned(), direct)],
+        };
+        for (op_name, operand) in ops {
+            let op_at = format!("{at}.{op_name}");
+            for op in build_op(&op_name, operand, is_time, tz, &op_at)? {
+                out.push(
+                    Condition::new(field.clone(), op, &op_at)
+                        .map_err(|e| Failure::store_with_cursor(e, "query"))?,
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Which end of a day a date operand stands for.
+#[derive(Clone, Copy)]
+enum DayEnd {
+    Start,
+    End,
+}
+
+fn operand(
+    v: &Value,
+    is_time: bool,
+    tz: chrono_tz::Tz,
+    end: DayEnd,
+    at: &str,
+) -> Result<Operand, Failure> {
+    if is_time {
+        return time_operand(v, tz, end, at).map(Operand::Time);
+    }
+    match v {
+        Value::String(s) => Ok(Operand::Str(s.clone())),
+        Value::Number(n) => Ok(Operand::Str(n.to_string())),
+        _ => Err(Failure::invalid(at, "must be a string")),
+    }
+}
+
+fn time_operand(
+    v: &Value,
+    tz: chrono_tz::Tz,
+    end: DayEnd,
+    at: &str,
+) -> Result<DateTime<Utc>, Failure> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .ok_or_else(|| Failure::invalid(at, "not an epoch-milliseconds timestamp")),
+        Value::String(s) => {
+            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+                return Ok(crate::model::truncate_to_micros(t.with_timezone(&Utc)));
+            }
+            let d = common::parse_date(at, s).map_err(|_| {
+                Failure::invalid(
+                    at,
+                    format!("{s:?} is neither an RFC 3339 time nor a yyyy-MM-dd date"),
+                )
+            })?;
+            Ok(match end {
+                DayEnd::Start => common::day_start(d, tz),
+                DayEnd::End => common::day_end(d, tz),
+            })
+        }
+        _ => Err(Failure::invalid(at, "must be a timestamp or a date")),
+    }
+}
+
+fn is_date(v: &Value) -> bool {
+    matches!(v, Value::String(s) if s.len() == 10)
+}
+
+fn build_op(
+    name: &str,
+    v: Value,
+    is_time: bool,
+    tz: chrono_tz::Tz,
+    at: &str,
+) -> Result<Vec<Op>, Failure> {
+    use DayEnd::{End, Start};
+    let one = |end| operand(&v, is_time, tz, end, at);
+    let list = |v: &Value| -> Result<Vec<Operand>, Failure> {
+        let Value::Array(items) = v else {
+            return Err(Failure::invalid(at, "must be an array"));
+        };
+        items
+            .iter()
+            .map(|x| operand(x, is_time, tz, Start, at))
+            .collect()
+    };
+    let text = || match &v {
+        Value::String(s) => Ok(s.clone()),
+        _ => Err(Failure::invalid(at, "must be a string")),
+    };
+    Ok(match name {
+        "equals" => {
+            if v.is_null() {
+                return Err(Failure::invalid(at, "must not be null"));
+            }
+            if is_time && is_date(&v) {
+                // A date means every instant of that day.
+                vec![Op::Between(one(Start)?, one(End)?)]
+            } else {
+                vec![Op::Equals(one(Start)?)]
+            }
+        }
+        "gt" => vec![Op::Gt(one(End)?)],
+        "gte" => vec![Op::Gte(one(Start)?)],
+        "lt" => vec![Op::Lt(one(Start)?)],
+        "lte" => vec![Op::Lte(one(End)?)],
+        "in" => vec![Op::In(list(&v)?)],
+        "notIn" => vec![Op::NotIn(list(&v)?)],
+        "contains" => vec![Op::Contains(text()?)],
+        "startsWith" => vec![Op::StartsWith(text()?)],
+        "endsWith" => vec![Op::EndsWith(text()?)],
+        "between" => {
+            let Value::Array(items) = &v else {
+                return Err(Failure::invalid(at, "must be an array [min, max]"));
+            };
+            let [lo, hi] = items.as_slice() else {
+                return Err(Failure::invalid(at, "must be an array [min, max]"));
+            };
+            vec![Op::Between(
+                operand(lo, is_time, tz, Start, at)?,
+                operand(hi, is_time, tz, End, at)?,
+            )]
+        }
+        other => {
+            return Err(Failure::invalid(
+                at,
+                format!(
+                    "unknown operator {other:?}; use equals, gte, lte, gt, lt, in, notIn, contains, startsWith, endsWith or between"
+                ),
+            ))
+        }
+    })
+}
+
+/// One activity in the seed's shape.
+#[derive(Debug, Serialize)]
+pub(crate) struct Item {
+    id: String,
+    entity_id: String,
+    resource_type: String,
+    resource_id: Option<String>,
+    action: String,
+    actor_type: Option<String>,
+    actor_id: Option<String>,
+    actor_label: Option<String>,
+    details: Value,
+    created_at: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Pagination {
+    total: i64,
+    next_cursor: Option<String>,
+    prev_cursor: Option<String>,
+    has_more: bool,
+}
+
+/// The response: the seed's `data` and `pagination`, and the example's top-level `has_more` and
+/// `next_cursor`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Response {
+    data: Vec<Item>,
+    pagination: Pagination,
+    has_more: bool,
+    next_cursor: Option<String>,
+}
+
+pub(crate) fn item(tenant: &str, a: Activity) -> Item {
+    let actor = a.actor;
+    Item {
+        id: a.id.to_string(),
+        entity_id: tenant.to_owned(),
+        resource_type: a.resource.kind,
+        resource_id: a.resource.id,
+        action: a.action,
+        actor_type: actor.as_ref().map(|x| x.kind.clone()),
+        actor_id: actor.as_ref().and_then(|x| x.id.clone()),
+        actor_label: actor.and_then(|x| x.name.or(x.email)),
+        details: common::object_or_empty(&a.metadata),
+        created_at: common::millis_z(a.created_at),
+    }
+}
+
+pub(crate) fn render(tenant: &str, page: Page, include_total: bool) -> Response {
+    let total = if include_total {
+        page.total
+            .map_or(-1, |t| i64::try_from(t).unwrap_or(i64::MAX))
+    } else {
+        -1
+    };
+    Response {
+        data: page.items.into_iter().map(|a| item(tenant, a)).collect(),
+        pagination: Pagination {
+            total,
+            next_cursor: page.next_cursor.clone(),
+            prev_cursor: page.prev_cursor,
+            has_more: page.has_more,
+        },
+        has_more: page.has_more,
+        next_cursor: page.next_cursor,
+    }
+}
+
+/// Serves one request (blocking: it reads the store).
+pub(crate) fn list(
+    store: &Store,
+    tenant: &str,
+    pairs: &[(String, String)],
+) -> Result<Response, Failure> {
+    let t = store
+        .tenant(tenant)
+        .ok_or_else(|| Failure::Store(crate::Error::TenantNotFound(tenant.to_owned())))?;
+    let tz = crate::model::parse_timezone(&t.settings.timezone)?;
+    let req = parse(pairs, tz)?;
+    let cursor_param = if Params(pairs).non_empty("prev_cursor")?.is_some() {
+        "prev_cursor"
+    } else {
+        "next_cursor"
+    };
+    let page = store
+        .query(tenant, &req.query)
+        .map_err(|e| Failure::store_with_cursor(e, cursor_param))?;
+    Ok(render(tenant, page, req.include_total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Actor, NewActivity, ObjectRef, TenantSettings};
+    use crate::store::Options;
+    use serde_json::json;
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect()
+    }
+
+    fn utc() -> chrono_tz::Tz {
+        chrono_tz::UTC
+    }
+
+    #[test]
+    fn defaults() {
+        let r = parse(&[], utc()).unwrap();
+        assert_eq!(r.query.limit, 10);
+        assert!(r.include_total);
+        assert!(r.query.include_total);
+        assert_eq!(r.query.order, Order::Desc);
+        assert!(r.query.cursor.is_none());
+    }
+
+    #[test]
+    fn parameters() {
+        let r = parse(
+            &pairs(&[
+                ("limit", "3"),
+                ("include_total_count", "false"),
+                ("order_by", "created_at"),
+                ("resource_type", "Invoice"),
+                ("resource_id", "inv_1"),
+                ("action", "sent"),
+                ("next_cursor", "abc"),
+            ]),
+            utc(),
+        )
+        .unwrap();
+        assert_eq!(r.query.limit, 3);
+        assert!(!r.include_total);
+        assert_eq!(r.query.order, Order::Asc);
+        assert_eq!(r.query.filter.resource_types, vec!["Invoice"]);
+        assert_eq!(r.query.filter.resource_ids, vec!["inv_1"]);
+        assert_eq!(r.query.filter.conditions.len(), 1);
+        assert_eq!(r.query.cursor.as_deref(), Some("abc"));
+        for bad in [
+            ("limit", "0"),
+            ("limit", "1001"),
+            ("limit", "x"),
+            ("include_total_count", "yes"),
+            ("order_by", "total"),
+        ] {
+            assert!(parse(&pairs(&[bad]), utc()).is_err(), "{bad:?}");
+        }
+        assert!(parse(&pairs(&[("next_cursor", "a"), ("prev_cursor", "b")]), utc()).is_err());
+        assert_eq!(
+            parse(&pairs(&[("limit", "1000")]), utc())
+                .unwrap()
+                .query
+                .limit,
+            1000
+        );
+        assert_eq!(
+            parse(&pairs(&[("order_by", "-created_at")]), utc())
+                .unwrap()
+                .query
+                .order,
+            Order::Desc
+        );
+    }
+
+    #[test]
+    fn json_query_operators() {
+        let q = r#"{"action":"sent","resource_type":{"in":["Invoice","Payment"]},
+            "resource_id":{"notIn":["x"],"startsWith":"inv","endsWith":"1","contains":"NV"},
+            "actor_type":{"equals":"user","gte":"a","lte":"z","gt":"a","lt":"zz"},
+            "id":{"between":["0","f"]},
+            "created_at":{"between":["2025-01-01","2025-12-31"],"gte":1700000000000,"lt":"2030-01-01T00:00:00Z"}}"#;
+        let c = parse_json_query(q, utc()).unwrap();
+        assert_eq!(c.len(), 15);
+        let between = c
+            .iter()
+            .find(|c| c.field() == &Field::CreatedAt && matches!(c.op(), Op::Between(..)))
+            .unwrap();
+        let Op::Between(Operand::Time(lo), Operand::Time(hi)) = between.op() else {
+            panic!()
+        };
+        assert_eq!(common::micros_z(*lo), "2025-01-01T00:00:00.000000Z");
+        assert_eq!(common::micros_z(*hi), "2025-12-31T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn json_query_rejections_name_the_field() {
+        for (q, field) in [
+            (r#"{"total":{"gte":1000}}"#, "query.total"),
+            (
+                r#"{"customer.name":{"contains":"Acme"}}"#,
+                "query.customer.name",
+            ),
+            (r#"{"action":{"like":"x"}}"#, "query.action.like"),
+            (r#"{"action":{"in":"x"}}"#, "query.action.in"),
+            (r#"{"action":{"between":["a"]}}"#, "query.action.between"),
+            (
+                r#"{"created_at":{"contains":"2024"}}"#,
+                "query.created_at.contains",
+            ),
+            (r#"{"created_at":"yesterday"}"#, "query.created_at.equals"),
+            (r#"{"action":null}"#, "query.action.equals"),
+            (r#"{"action":{}}"#, "query.action"),
+            (r#"[1]"#, "query"),
+            (r#"{"#, "query"),
+        ] {
+            match parse_json_query(q, utc()) {
+                Err(Failure::Invalid { field: f, .. }) => assert_eq!(f, field, "{q}"),
+                other => panic!("{q}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn renders_the_seed_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Options::default()).unwrap();
+        store
+            .create_tenant("ent_1", TenantSettings::default())
+            .unwrap();
+        let t = DateTime::parse_from_rfc3339("2024-01-15T14:30:00.123456Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        store
+            .append(
+                "ent_1",
+                NewActivity {
+                    created_at: Some(t),
+                    action: "sent".into(),
+                    resource: ObjectRef {
+                        kind: "Invoice".into(),
+                        id: Some("inv_1".into()),
+                    },
+                    actor: Some(Actor {
+                        kind: "user".into(),
+                        id: Some("usr_1".into()),
+                        name: None,
+                        email: Some("user@example.com".into()),
+                    }),
+                    metadata: Some(json!({"to": "c@example.com"})),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let r = list(&store, "ent_1", &[]).unwrap();
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["data"][0]["entity_id"], "ent_1");
+        assert_eq!(v["data"][0]["actor_label"], "user@example.com");
+        assert_eq!(v["data"][0]["created_at"], "2024-01-15T14:30:00.123Z");
+        assert_eq!(v["data"][0]["details"]["to"], "c@example.com");
+        assert_eq!(v["pagination"]["total"], 1);
+        assert_eq!(v["has_more"], false);
+        let r = list(&store, "ent_1", &pairs(&[("include_total_count", "false")])).unwrap();
+        assert_eq!(serde_json::to_value(&r).unwrap()["pagination"]["total"], -1);
+        assert!(matches!(
+            list(&store, "ent_1", &pairs(&[("next_cursor", "forged")])),
+            Err(Failure::Invalid { field, .. }) if field == "next_cursor"
+        ));
+    }
+}

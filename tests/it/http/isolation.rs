@@ -1,0 +1,305 @@
+//! The tenant-isolation matrix, enumerated from the router's own route table: every route ×
+//! {no key, bad key, revoked key, a key without the scope, tenant B's key naming tenant A,
+//! tenant A's cursor used by B}. Each gets its expected status and not one byte of tenant A's
+//! data.
+
+use actlog::http::{auth::issue_key, routes, Access, RouteSpec};
+use actlog::Scope;
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+
+use super::{activity, call, env, Call, Env};
+
+const MARK_A: &str = "SECRET-A";
+
+struct Fixture {
+    e: Env,
+    a_ids: Vec<String>,
+    a_cursor: String,
+    revoked: String,
+    a_key_id: String,
+}
+
+async fn fixture() -> Fixture {
+    let e = env();
+    let acts: Vec<_> = (0..3)
+        .map(|i| activity(&format!("{MARK_A}.act"), &format!("{MARK_A}-{i}")))
+        .collect();
+    let r = call(Method::POST, "/v1/activities")
+        .key(e.key("a", "write"))
+        .json(&json!({"activities": acts}))
+        .send(&e.app)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let a_ids = r.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect();
+    let r = call(Method::POST, "/v1/activities")
+        .key(e.key("b", "write"))
+        .json(&activity("b.act", "b-0"))
+        .send(&e.app)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = call(Method::GET, "/v1/activities?limit=1")
+        .key(e.key("a", "read"))
+        .send(&e.app)
+        .await;
+    let a_cursor = r.json["pagination"]["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let k = issue_key(Some("a".into()), Scope::ReadWrite, chrono::Utc::now());
+    e.store.put_api_key(&k.record).unwrap();
+    assert!(e.store.revoke_api_key(&k.record.key_id).unwrap());
+    let a_key_id = e
+        .store
+        .api_keys()
+        .unwrap()
+        .into_iter()
+        .find(|k| k.tenant.as_deref() == Some("a"))
+        .unwrap()
+        .key_id;
+    Fixture {
+        e,
+        a_ids,
+        a_cursor,
+        revoked: k.token,
+        a_key_id,
+    }
+}
+
+/// A well-formed request for a route, aimed at tenant A's things where the path names one.
+fn request(f: &Fixture, spec: &RouteSpec, query: &str) -> Call {
+    let path = spec
+        .path
+        .replace(
+            "/v1/activities/{id}",
+            &format!("/v1/activities/{}", f.a_ids[0]),
+        )
+        .replace("{id}", "a")
+        .replace("{key_id}", &f.a_key_id);
+    let uri = if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{query}")
+    };
+    let c = call(spec.method.clone(), &uri);
+    let body = match (spec.method.clone(), spec.path) {
+        (Method::POST, "/v1/activities") => Some(activity("b.write", "b-w")),
+        (Method::POST, "/v1/activities/query") => Some(json!({})),
+        (Method::POST, "/v1/tenants") => Some(json!({"id": "newt"})),
+        (Method::PATCH, _) => Some(json!({"timezone": "UTC"})),
+        (Method::POST, "/v1/tenants/{id}/keys") => Some(json!({"scope": "read"})),
+        _ => None,
+    };
+    match body {
+        Some(b) => c.json(&b),
+        None => c,
+    }
+}
+
+fn default_query(spec: &RouteSpec) -> &'static str {
+    if spec.path == "/v1/activities/facets" {
+        "field=action"
+    } else {
+        ""
+    }
+}
+
+fn assert_clean(f: &Fixture, what: &str, r: &super::Resp) {
+    let text = r.text();
+    assert!(
+        !text.contains(MARK_A),
+        "{what} leaked tenant A's data: {text}"
+    );
+    for id in &f.a_ids {
+        assert!(
+            !text.contains(id.as_str()),
+            "{what} leaked tenant A's id: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn isolation_matrix() {
+    let f = fixture().await;
+    let e = &f.e;
+    let protected: Vec<RouteSpec> = routes()
+        .into_iter()
+        .filter(|r| r.access != Access::Public)
+        .collect();
+    assert!(
+        protected.len() >= 11,
+        "the route table shrank: {protected:?}"
+    );
+    let mut checked = 0;
+    for spec in &protected {
+        let q = default_query(spec);
+        // (case, request, expected status)
+        let mut cases: Vec<(&str, Call, StatusCode)> = vec![
+            ("no key", request(&f, spec, q), StatusCode::UNAUTHORIZED),
+            (
+                "bad key",
+                request(&f, spec, q).key("actlog_0123456789abcdef_wrongsecret"),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                "garbage key",
+                request(&f, spec, q).key("hunter2"),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                "forged secret for a real key id",
+                request(&f, spec, q).key(&format!("actlog_{}_AAAA", f.a_key_id)),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                "revoked key",
+                request(&f, spec, q).key(&f.revoked),
+                StatusCode::UNAUTHORIZED,
+            ),
+        ];
+        match spec.access {
+            Access::Write => cases.push((
+                "read-only key on a write route",
+                request(&f, spec, q).key(e.key("b", "read")),
+                StatusCode::FORBIDDEN,
+            )),
+            Access::Read => cases.push((
+                "write-only key on a read route",
+                request(&f, spec, q).key(e.key("b", "write")),
+                StatusCode::FORBIDDEN,
+            )),
+            Access::Admin => cases.push((
+                "tenant key on an admin route",
+                request(&f, spec, q).key(e.key("a", "read_write")),
+                StatusCode::FORBIDDEN,
+            )),
+            Access::Public => unreachable!(),
+        }
+        // Tenant B's key naming tenant A, under both header names.
+        for header in ["x-tenant-id", "x-entity-id"] {
+            cases.push((
+                "B's key with A's header",
+                request(&f, spec, q)
+                    .key(e.key("b", "read_write"))
+                    .header(header, "a"),
+                StatusCode::FORBIDDEN,
+            ));
+        }
+        // Tenant A's cursor used by B.
+        if spec.query.contains(&"cursor") || spec.path == "/v1/activities/query" {
+            let c = if spec.method == Method::GET {
+                request(&f, spec, &format!("cursor={}", f.a_cursor))
+            } else {
+                call(Method::POST, spec.path).json(&json!({"cursor": f.a_cursor}))
+            };
+            cases.push((
+                "A's cursor used by B",
+                c.key(e.key("b", "read_write")),
+                StatusCode::BAD_REQUEST,
+            ));
+        }
+        for (case, c, status) in cases {
+            let what = format!("{spec:?} / {case}");
+            let r = c.send(&e.app).await;
+            assert_eq!(r.status, status, "{what}: {}", r.text());
+            assert!(
+                r.code().is_some(),
+                "{what}: not the error shape: {}",
+                r.text()
+            );
+            assert_clean(&f, &what, &r);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 90, "only {checked} cases");
+    // Nothing of those requests wrote anything.
+    assert_eq!(e.store.count("a", &actlog::Filter::default()).unwrap(), 3);
+    assert_eq!(e.store.count("b", &actlog::Filter::default()).unwrap(), 1);
+    assert!(e.store.tenant("newt").is_none());
+}
+
+/// B's own requests succeed and show only B's data, even when they aim at A's ids.
+#[tokio::test]
+async fn b_sees_only_b() {
+    let f = fixture().await;
+    let e = &f.e;
+    let b = e.key("b", "read_write");
+    let table: Vec<(Call, StatusCode)> = vec![
+        (
+            call(Method::GET, "/v1/activities?include_total=true").key(b),
+            StatusCode::OK,
+        ),
+        (
+            call(
+                Method::GET,
+                &format!("/v1/activities?id={}", f.a_ids.join(",")),
+            )
+            .key(b),
+            StatusCode::OK,
+        ),
+        (
+            call(Method::POST, "/v1/activities/query")
+                .key(b)
+                .json(&json!({"action": format!("{MARK_A}.act")})),
+            StatusCode::OK,
+        ),
+        (
+            call(Method::GET, &format!("/v1/activities/{}", f.a_ids[0])).key(b),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            call(Method::GET, &format!("/v1/activities/{}", f.a_ids[0]))
+                .key(b)
+                .header("x-tenant-id", "b"),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            call(Method::GET, "/v1/activities/facets?field=action").key(b),
+            StatusCode::OK,
+        ),
+        (
+            call(Method::GET, "/v1/activities/facets?field=context.marker").key(b),
+            StatusCode::OK,
+        ),
+        (
+            call(Method::GET, "/v1/activities/export").key(b),
+            StatusCode::OK,
+        ),
+        (
+            call(Method::GET, "/v1/activities/export?format=csv").key(b),
+            StatusCode::OK,
+        ),
+        // An id of A's appended under B is B's own activity, not a conflict with A's.
+        (
+            call(Method::POST, "/v1/activities").key(b).json(&{
+                let mut a = activity("b.x", "b-1");
+                a["id"] = json!(f.a_ids[0]);
+                a
+            }),
+            StatusCode::CREATED,
+        ),
+    ];
+    for (c, status) in table {
+        let what = format!("{} {}", c.method, c.uri);
+        let r = c.send(&e.app).await;
+        assert_eq!(r.status, status, "{what}: {}", r.text());
+        let text = r.text();
+        assert!(!text.contains(MARK_A), "{what} leaked: {text}");
+    }
+    let r = call(Method::GET, "/v1/activities?include_total=true")
+        .key(b)
+        .send(&e.app)
+        .await;
+    assert_eq!(r.json["pagination"]["total"], 2);
+    // A still has exactly its own three, untouched.
+    let r = call(Method::GET, &format!("/v1/activities/{}", f.a_ids[0]))
+        .key(e.key("a", "read"))
+        .send(&e.app)
+        .await;
+    assert_eq!(r.json["action"], format!("{MARK_A}.act"));
+}

@@ -1,0 +1,340 @@
+//! The real binary: start it on 127.0.0.1:0, append over a real socket, SIGTERM it mid-stream,
+//! restart it, and find every acknowledged write.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A minimal HTTP/1.1 client: one request per connection.
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad response: {resp:?}")))?;
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    stdout: Arc<Mutex<Vec<String>>>,
+}
+
+fn start(data: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_actlog"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--shutdown-grace-secs",
+            "10",
+        ])
+        .env("ACTLOG_DATA_DIR", data)
+        .env("ACTLOG_DURABILITY", "sync")
+        .env("ACTLOG_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(a) = line.strip_prefix("listening on http://") {
+                let _ = tx.send(a.parse::<SocketAddr>().unwrap());
+            }
+            keep.lock().unwrap().push(line);
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server did not start");
+    Server {
+        child,
+        addr,
+        stdout: lines,
+    }
+}
+
+fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+fn wait(child: &mut Child) -> std::process::ExitStatus {
+    for _ in 0..300 {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("the server did not exit within 30 s of SIGTERM");
+}
+
+#[test]
+fn sigterm_during_appends_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = start(&data);
+    let addr = server.addr;
+    let key = std::fs::read_to_string(data.join("admin.key"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("admin.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(
+        server.stdout.lock().unwrap().iter().any(|l| l == &key),
+        "the admin key is printed on first start"
+    );
+    let (status, body) = http(addr, "GET", "/healthz", "", None).unwrap();
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
+
+    // Four writers append until the server stops answering (bounded at 2,000 requests each).
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (acked, stop, key) = (Arc::clone(&acked), Arc::clone(&stop), key.clone());
+            std::thread::spawn(move || {
+                for i in 0..2000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let body = format!(
+                        r#"{{"action":"e2e.append","resource":{{"type":"T","id":"w{w}-{i}"}}}}"#
+                    );
+                    match http(addr, "POST", "/v1/activities", &key, Some(&body)) {
+                        Ok((201, resp)) => {
+                            let v: serde_json::Value = serde_json::from_str(&resp).unwrap();
+                            acked
+                                .lock()
+                                .unwrap()
+                                .push(v["id"].as_str().unwrap().to_owned());
+                        }
+                        // Refused or cut off while shutting down: not acknowledged.
+                        Ok(_) | Err(_) => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    // Let some appends through (bounded wait: 30 s on a slow disk), then stop the server.
+    for _ in 0..1200 {
+        if acked.lock().unwrap().len() >= 20 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    sigterm(&server.child);
+    let status = wait(&mut server.child);
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert!(status.success(), "exit status {status:?}");
+    let acked = acked.lock().unwrap().clone();
+    assert!(!acked.is_empty(), "no append was acknowledged");
+
+    // Restart: the same admin key works, no new key is printed, and every ack is there.
+    let server = start(&data);
+    let mut server = server;
+    assert!(!server
+        .stdout
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("admin key")));
+    for id in &acked {
+        let (status, body) = http(
+            server.addr,
+            "GET",
+            &format!("/v1/activities/{id}"),
+            &key,
+            None,
+        )
+        .unwrap();
+        assert_eq!(status, 200, "acknowledged {id} is gone: {body}");
+    }
+    let (status, body) = http(
+        server.addr,
+        "GET",
+        "/v1/activities?include_total=true&limit=1",
+        &key,
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v["pagination"]["total"].as_u64().unwrap() >= u64::try_from(acked.len()).unwrap());
+    sigterm(&server.child);
+    assert!(wait(&mut server.child).success());
+}
+
+/// Shutdown stops accepting but lets a request that is in flight (its body half sent) finish,
+/// then flushes; the write it acknowledged is in the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_in_flight_requests() {
+    use actlog::http::{serve, Config, ServeOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(actlog::Store::open(dir.path(), actlog::Options::default()).unwrap());
+    let boot = actlog::http::bootstrap(&store, dir.path()).unwrap();
+    let key = boot.admin_key.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let opts = ServeOptions {
+        config: Config::default(),
+        purge_interval: Duration::from_secs(3600),
+        shutdown_grace: Duration::from_secs(10),
+    };
+    let server = tokio::spawn(serve(listener, Arc::clone(&store), opts, async {
+        let _ = stop_rx.await;
+    }));
+
+    let body = r#"{"action":"in.flight","resource":{"type":"T"}}"#;
+    let (head, tail) = body.split_at(10);
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "POST /v1/activities HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{head}",
+        body.len()
+    )
+    .unwrap();
+    s.flush().unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop_tx.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // New connections are refused while the old one is served.
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
+    let resp = tokio::task::spawn_blocking(move || {
+        s.write_all(tail.as_bytes()).unwrap();
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        resp
+    })
+    .await
+    .unwrap();
+    assert!(resp.starts_with("HTTP/1.1 201"), "{resp}");
+    tokio::time::timeout(Duration::from_secs(20), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let f = actlog::Filter {
+        actions: vec!["in.flight".into()],
+        ..Default::default()
+    };
+    assert_eq!(store.count("default", &f).unwrap(), 1);
+}
+
+/// The background task purges activities past their tenant's retention.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_purges_expired_activities() {
+    use actlog::http::{serve, Config, ServeOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(actlog::Store::open(dir.path(), actlog::Options::default()).unwrap());
+    let settings = actlog::TenantSettings {
+        retention_days: Some(1),
+        ..Default::default()
+    };
+    store.create_tenant("r", settings).unwrap();
+    for days_ago in [10, 0] {
+        store
+            .append(
+                "r",
+                actlog::NewActivity {
+                    created_at: Some(chrono::Utc::now() - chrono::Duration::days(days_ago)),
+                    action: format!("d{days_ago}"),
+                    resource: actlog::ObjectRef {
+                        kind: "T".into(),
+                        id: None,
+                    },
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let opts = ServeOptions {
+        config: Config::default(),
+        purge_interval: Duration::from_millis(50),
+        shutdown_grace: Duration::from_secs(5),
+    };
+    let server = tokio::spawn(serve(listener, Arc::clone(&store), opts, async {
+        let _ = stop_rx.await;
+    }));
+    let all = actlog::Filter::default();
+    for _ in 0..100 {
+        if store.count("r", &all).unwrap() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left = store.scan_all_actions("r");
+    assert_eq!(left, ["d0"]);
+    stop_tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+trait ScanActions {
+    fn scan_all_actions(&self, tenant: &str) -> Vec<String>;
+}
+
+impl ScanActions for actlog::Store {
+    fn scan_all_actions(&self, tenant: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        self.scan(
+            tenant,
+            &actlog::Filter::default(),
+            actlog::Order::Asc,
+            |a| {
+                out.push(a.action);
+                Ok(true)
+            },
+        )
+        .unwrap();
+        out
+    }
+}
