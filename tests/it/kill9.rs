@@ -33,6 +33,8 @@ use crate::damaged::env_usize;
 
 const TENANTS: [&str; 3] = ["default", "t1", "t2"];
 const WRITERS: u64 = 4;
+/// The writers outpace any per-key rate limit on purpose: this campaign is about durability.
+const SERVE_ARGS: &[&str] = &["--rate-limit-per-sec", "0"];
 /// Kills within one data directory before a fresh one, so each check stays small.
 const KILLS_PER_DIR: usize = 10;
 
@@ -232,7 +234,7 @@ fn admin_key(data: &Path) -> String {
 
 /// Starts the server on a fresh directory and creates the tenants.
 fn fresh(data: &Path) -> (Server, String) {
-    let server = start(data, true, &[]);
+    let server = start(data, true, SERVE_ARGS);
     let key = admin_key(data);
     let auth = format!("Bearer {key}");
     for t in &TENANTS[1..] {
@@ -324,14 +326,14 @@ fn sigkilled_server_loses_no_acknowledged_write() {
             s
         } else if rng.gen_ratio(1, 10) {
             // Killed while it opens the store and binds, before (or just as) it listens.
-            let mut s = start(&data, false, &[]);
+            let mut s = start(&data, false, SERVE_ARGS);
             std::thread::sleep(Duration::from_millis(rng.gen_range(0..60)));
             sigkill(&mut s);
             startup_kills += 1;
             stored_total = check(&data, &ledger, kill);
             continue;
         } else {
-            start(&data, true, &[])
+            start(&data, true, SERVE_ARGS)
         };
         let addr = server.addr.unwrap();
 

@@ -5,6 +5,7 @@ mod crash;
 mod cursors;
 mod damaged;
 mod exactly_once;
+mod fairshare;
 mod faults;
 mod hostile;
 mod http;
