@@ -110,3 +110,39 @@ pub fn keys(data: &[u8]) {
         assert_eq!(again, data, "escaped string");
     }
 }
+
+/// Splits `a=b&c=d` into pairs, as the profiles receive their query strings (already decoded).
+fn pairs(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (p.to_owned(), String::new()),
+        })
+        .collect()
+}
+
+/// Each profile's request parsing (the first byte picks the parser): never a panic, whatever
+/// the query string or body.
+pub fn profiles(data: &[u8]) {
+    use crate::profiles::{sequence, spaceinvoices, subscriptions, velt};
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(rest);
+    let tz = chrono_tz::America::New_York;
+    match which % 6 {
+        0 => drop(spaceinvoices::parse(&pairs(&text), tz)),
+        1 => drop(spaceinvoices::parse_json_query(&text, tz)),
+        2 => {
+            let (version, query) = text.split_once('\n').unwrap_or(("", &text));
+            drop(sequence::parse(
+                &pairs(query),
+                (!version.is_empty()).then_some(version),
+            ))
+        }
+        3 => drop(subscriptions::parse(&pairs(&text))),
+        4 => drop(subscriptions::new_activity(rest, "0123456789abcdef")),
+        _ => drop(velt::parse(rest)),
+    }
+}
