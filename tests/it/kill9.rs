@@ -201,7 +201,8 @@ impl Batch {
         }
     }
 
-    /// Sends it: `Some(true)` acknowledged, `Some(false)` refused with a status, `None` no answer.
+    /// Sends it: `Ok(true)` acknowledged, `Ok(false)` no answer (the server is gone), `Err` any
+    /// other status (none is expected).
     fn send(&self, addr: SocketAddr, key: &str) -> Result<bool, String> {
         let auth = format!("Bearer {key}");
         let headers = [
