@@ -94,6 +94,12 @@ pub struct ServeArgs {
     /// Requests handled at once; more wait for a slot (within the request timeout).
     #[arg(long, env = "ACTLOG_CONCURRENCY_LIMIT", default_value_t = 256)]
     pub concurrency_limit: usize,
+    /// Requests a second each API key may make; more get a 429 with Retry-After (0: no limit).
+    #[arg(long, env = "ACTLOG_RATE_LIMIT_PER_SEC", default_value_t = http::ratelimit::RateLimit::default().per_second)]
+    pub rate_limit_per_sec: u32,
+    /// Requests an idle API key may make at once before its rate applies.
+    #[arg(long, env = "ACTLOG_RATE_LIMIT_BURST", default_value_t = http::ratelimit::RateLimit::default().burst)]
+    pub rate_limit_burst: u32,
     /// Seconds between retention purges (0 disables them).
     #[arg(long, env = "ACTLOG_PURGE_INTERVAL_SECS", default_value_t = 3600)]
     pub purge_interval_secs: u64,
@@ -309,6 +315,10 @@ fn serve(store: Store, data_dir: &std::path::Path, args: ServeArgs) -> anyhow::R
             max_body_bytes: args.max_body_bytes,
             request_timeout: Duration::from_secs(args.request_timeout_secs),
             concurrency_limit: args.concurrency_limit,
+            rate_limit: http::ratelimit::RateLimit {
+                per_second: args.rate_limit_per_sec,
+                burst: args.rate_limit_burst,
+            },
             ..http::Config::default()
         },
         purge_interval: Duration::from_secs(args.purge_interval_secs),

@@ -36,6 +36,9 @@
 #[cfg(feature = "bench")]
 pub mod bench;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod model;
 mod profiles;

@@ -13,13 +13,97 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Ap
     serde_path_to_error::deserialize(value).map_err(path_error)
 }
 
-/// Deserializes JSON text, naming the path of the first bad field in the error.
+/// Deserializes JSON text, naming the path of the first bad field in the error. An object that
+/// names a key twice is refused (see [`reject_duplicate_keys`]).
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    reject_duplicate_keys(bytes)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let v = serde_path_to_error::deserialize(&mut de).map_err(path_error)?;
     de.end()
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
     Ok(v)
+}
+
+/// Fails on the first JSON object, at any depth, that names a key twice. serde_json keeps the
+/// last value without a word, so `{"action":"a","action":"b"}` would be stored as whatever this
+/// parser picks while a proxy or a log line may have read the other: an audit record must not
+/// depend on who parsed it. Malformed JSON passes here and is reported by the real parse.
+pub fn reject_duplicate_keys(bytes: &[u8]) -> Result<(), ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, UniqueKeys>(&mut de) {
+        Err(e) if e.inner().to_string().starts_with(DUPLICATE) => {
+            // The message is `duplicate key "k" at line L column C`; the field is the key's path.
+            let message = e.inner().to_string();
+            let key = message
+                .strip_prefix(DUPLICATE)
+                .and_then(|r| r.trim_start().rsplit_once(" at line "))
+                .map(|(k, _)| k.trim_matches('"').to_owned())
+                .unwrap_or_default();
+            let path = e.path().to_string();
+            let field = if path == "." {
+                key
+            } else {
+                format!("{path}.{key}")
+            };
+            Err(ApiError::invalid(
+                field,
+                format!("{message}: a JSON object must name each key once"),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+const DUPLICATE: &str = "duplicate key";
+
+/// Any JSON value whose objects name each key once.
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueKeys)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<UniqueKeys, A::Error> {
+        while seq.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(UniqueKeys)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if seen.contains(&key) {
+                return Err(serde::de::Error::custom(format!("{DUPLICATE} {key:?}")));
+            }
+            map.next_value::<UniqueKeys>()?;
+            seen.insert(key);
+        }
+        Ok(UniqueKeys)
+    }
 }
 
 fn path_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> ApiError {

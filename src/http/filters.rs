@@ -230,6 +230,8 @@ pub fn unknown_param(name: &str) -> ApiError {
 
 /// Parses `q` given as JSON text.
 pub fn parse_q_str(s: &str, tz: chrono_tz::Tz) -> Result<Vec<Condition>, ApiError> {
+    super::extract::reject_duplicate_keys(s.as_bytes())
+        .map_err(|e| ApiError::invalid("q", e.message))?;
     let v: Value = serde_json::from_str(s)
         .map_err(|e| ApiError::invalid("q", format!("not valid JSON: {e}")))?;
     parse_q(&v, tz)

@@ -19,6 +19,7 @@ pub mod extract;
 pub mod filters;
 mod metrics;
 mod openapi;
+pub mod ratelimit;
 mod server;
 mod tenants;
 pub mod wire;
@@ -57,6 +58,8 @@ pub struct Config {
     pub concurrency_limit: usize,
     /// Page size the export stream reads the store with.
     pub export_page_size: usize,
+    /// Requests a second (and burst) per API key; past it, 429 (see [`ratelimit`]).
+    pub rate_limit: ratelimit::RateLimit,
 }
 
 impl Default for Config {
@@ -66,6 +69,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             concurrency_limit: 256,
             export_page_size: 1000,
+            rate_limit: ratelimit::RateLimit::default(),
         }
     }
 }
@@ -77,6 +81,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     limiter: Arc<tokio::sync::Semaphore>,
+    /// `None` when the configured rate is 0 (no limit).
+    rate_limiter: Option<Arc<ratelimit::RateLimiter>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -91,11 +97,14 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     pub fn new(store: Arc<Store>, config: Config) -> AppState {
         let permits = config.concurrency_limit.max(1);
+        let rate_limiter = (config.rate_limit.per_second > 0)
+            .then(|| Arc::new(ratelimit::RateLimiter::new(config.rate_limit)));
         AppState {
             store,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
             limiter: Arc::new(tokio::sync::Semaphore::new(permits)),
+            rate_limiter,
         }
     }
 
@@ -357,6 +366,11 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits))
+        // Outside the concurrency limit, so a flooding key waits for no slot to be refused.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::limit,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -7,10 +7,10 @@
 //! write an ordinary append, so each profile reads what every other one and the native API wrote.
 
 mod common;
-mod sequence;
-mod spaceinvoices;
-mod subscriptions;
-mod velt;
+pub(crate) mod sequence;
+pub(crate) mod spaceinvoices;
+pub(crate) mod subscriptions;
+pub(crate) mod velt;
 
 use std::sync::Arc;
 

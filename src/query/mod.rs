@@ -1,7 +1,7 @@
 //! The query engine: filters, the planner that turns them into index range scans, cursors and
 //! facets. Everything here reads the store through `store::keys`; nothing here knows JSON.
 
-mod cursor;
+pub(crate) mod cursor;
 mod facets;
 mod filter;
 mod plan;

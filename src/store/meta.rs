@@ -40,8 +40,17 @@ fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T>
 }
 
 /// Checks or writes the format version and returns the cursor secret, creating it on first open.
-pub(crate) fn init(meta: &sled::Tree) -> Result<[u8; 32]> {
+/// `had_data`: the directory held a database file before this open, so it is not a new store.
+pub(crate) fn init(meta: &sled::Tree, had_data: bool) -> Result<[u8; 32]> {
     match meta.get(K_FORMAT)? {
+        None if had_data => {
+            return Err(Error::Corrupt(
+                "the data directory holds a database file without actlog's metadata: the file \
+                 is damaged (truncated?) or is not an actlog store; if a first start was \
+                 interrupted, remove the directory"
+                    .into(),
+            ));
+        }
         None => {
             meta.insert(K_FORMAT, &FORMAT_VERSION.to_be_bytes()[..])?;
         }

@@ -5,7 +5,7 @@
 //! across a crash, so a record never exists without its index entries or the other way round.
 //! `meta` holds the format version, the cursor secret, tenants and API keys.
 
-mod codec;
+pub(crate) mod codec;
 mod commit;
 pub(crate) mod keys;
 mod meta;
@@ -234,13 +234,17 @@ impl Store {
             .flush_every_ms(flush_every);
         check_fault(&options.fault_hook, FaultPoint::Open)?;
         let dir_lock = take_dir_lock(&path)?;
+        // sled 0.34 opens a damaged (for one, truncated) log file as an empty database; only a
+        // directory without a database file may turn out to be a new store. (Read under the
+        // directory lock, so no other process is creating the file meanwhile.)
+        let had_data = std::fs::metadata(path.join("db")).is_ok_and(|m| m.len() > 0);
         let (db, log, meta_tree) = guard("open", || {
             let db = open_with_lock_retry(&config)?;
             let log = db.open_tree("log")?;
             let meta_tree = db.open_tree("meta")?;
             Ok((db, log, meta_tree))
         })?;
-        let secret = guard("open", || meta::init(&meta_tree))?;
+        let secret = guard("open", || meta::init(&meta_tree, had_data))?;
         let tenants = guard("open", || meta::load_tenants(&meta_tree))?;
         let commit = commit::GroupCommit::default();
         Ok(Store {

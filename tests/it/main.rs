@@ -2,9 +2,16 @@
 
 mod cli;
 mod crash;
+mod cursors;
+mod damaged;
+mod exactly_once;
+mod fairshare;
 mod faults;
+mod hostile;
 mod http;
+mod kill9;
 mod model;
+mod paging;
 mod profiles;
 mod server;
 mod store;

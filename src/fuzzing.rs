@@ -1,0 +1,148 @@
+//! Entry points for `fuzz/` (feature `fuzzing` only; not part of the API). Each function feeds
+//! untrusted bytes to one crate-private decoder and panics when an invariant breaks, so a fuzzer
+//! finds both crashes and wrong answers:
+//!
+//! - a decoder never panics;
+//! - whatever a decoder accepts re-encodes to the very same bytes (keys, cursors), so no two
+//!   encodings mean one thing;
+//! - a decoded record encodes again and decodes to the same activity.
+
+use uuid::Uuid;
+
+use crate::query::{cursor, Filter, Order};
+use crate::store::codec;
+use crate::store::keys::{self, Pos};
+
+const SECRET: [u8; 32] = [0x5a; 32];
+const TENANT: &str = "fuzz";
+
+fn fp() -> [u8; 8] {
+    cursor::fingerprint(&Filter::default(), Order::Desc)
+}
+
+/// Decodes `data` as cursor text. A forged cursor must be rejected; the only text ever accepted is
+/// the canonical encoding of what it decodes to.
+pub fn cursor_text(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(c) = cursor::decode(&SECRET, TENANT, fp(), text) {
+        let again = cursor::encode(&SECRET, TENANT, fp(), c.forward, c.pos);
+        assert_eq!(again, text, "a second encoding of one cursor was accepted");
+    }
+}
+
+/// Signs `payload` with the right key, so the bytes after the MAC check are what is fuzzed: the
+/// version, direction and position fields must be checked, never trusted into a panic.
+#[expect(clippy::expect_used, reason = "HMAC takes keys of any length")]
+pub fn cursor_signed_payload(payload: &[u8]) {
+    use base64::Engine;
+    use hmac::Mac;
+    let payload = &payload[..payload.len().min(64)];
+    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(&SECRET).expect("any key length");
+    m.update(
+        &u64::try_from(TENANT.len())
+            .unwrap_or(u64::MAX)
+            .to_be_bytes(),
+    );
+    m.update(TENANT.as_bytes());
+    m.update(payload);
+    let mut buf = payload.to_vec();
+    buf.extend_from_slice(&m.finalize().into_bytes()[..16]);
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf);
+    if let Ok(c) = cursor::decode(&SECRET, TENANT, fp(), &text) {
+        let again = cursor::encode(&SECRET, TENANT, fp(), c.forward, c.pos);
+        assert_eq!(again, text, "a signed payload decoded to another cursor");
+    }
+}
+
+/// Decodes `data` as a stored record value.
+#[expect(
+    clippy::expect_used,
+    reason = "a fuzz oracle: a failed expectation is the finding"
+)]
+pub fn record(data: &[u8]) {
+    let pos = Pos {
+        time: 1_700_000_000_000_000,
+        id: Uuid::from_u128(1),
+    };
+    let Ok(a) = codec::decode(pos, data) else {
+        return;
+    };
+    let bytes = codec::encode(&a).expect("a decoded record encodes");
+    let b = codec::decode(pos, &bytes).expect("a re-encoded record decodes");
+    // JSON numbers may round differently through text; every other field must be identical.
+    let strip = |mut a: crate::Activity| {
+        a.changes = None;
+        a.metadata = None;
+        if let Some(d) = &mut a.display {
+            d.data = serde_json::Value::Null;
+        }
+        a
+    };
+    assert_eq!(strip(a), strip(b), "record changed through encode/decode");
+}
+
+/// Decodes `data` as every kind of `log` key; whatever decodes must re-encode byte for byte.
+pub fn keys(data: &[u8]) {
+    if let Ok((t, pos)) = keys::decode_record_key(data) {
+        assert_eq!(keys::record_key(t, pos), data, "record key");
+    }
+    if let Ok((t, id)) = keys::decode_id_key(data) {
+        assert_eq!(keys::id_key(t, id), data, "id key");
+    }
+    if let Ok(e) = keys::decode_index_key(data) {
+        let vals: Vec<&[u8]> = e.values.iter().map(Vec::as_slice).collect();
+        assert_eq!(vals.len(), e.kind.arity());
+        assert_eq!(
+            keys::index_key(e.tenant, e.kind, &vals, e.pos),
+            data,
+            "index key"
+        );
+    }
+    if let Ok(pos) = keys::suffix_pos(data) {
+        assert_eq!(pos.encode()[..], data[data.len() - keys::SUFFIX_LEN..]);
+    }
+    if let Ok((v, rest)) = keys::take_escaped(data) {
+        let mut again = Vec::new();
+        keys::push_escaped(&mut again, &v);
+        again.extend_from_slice(rest);
+        assert_eq!(again, data, "escaped string");
+    }
+}
+
+/// Splits `a=b&c=d` into pairs, as the profiles receive their query strings (already decoded).
+fn pairs(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (p.to_owned(), String::new()),
+        })
+        .collect()
+}
+
+/// Each profile's request parsing (the first byte picks the parser): never a panic, whatever
+/// the query string or body.
+pub fn profiles(data: &[u8]) {
+    use crate::profiles::{sequence, spaceinvoices, subscriptions, velt};
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(rest);
+    let tz = chrono_tz::America::New_York;
+    match which % 6 {
+        0 => drop(spaceinvoices::parse(&pairs(&text), tz)),
+        1 => drop(spaceinvoices::parse_json_query(&text, tz)),
+        2 => {
+            let (version, query) = text.split_once('\n').unwrap_or(("", &text));
+            drop(sequence::parse(
+                &pairs(query),
+                (!version.is_empty()).then_some(version),
+            ))
+        }
+        3 => drop(subscriptions::parse(&pairs(&text))),
+        4 => drop(subscriptions::new_activity(rest, "0123456789abcdef")),
+        _ => drop(velt::parse(rest)),
+    }
+}
