@@ -186,19 +186,34 @@ async fn sequence_list(
 
 // ---- subscription platform ---------------------------------------------------------------------
 
+/// The subscription platform's read routes share one shape: a key that may read, the profile's
+/// function on the blocking pool, then its JSON or the native error.
+async fn subscriptions_read<T, F>(
+    state: &AppState,
+    auth: Auth,
+    pairs: Vec<(String, String)>,
+    f: F,
+) -> Response
+where
+    T: serde::Serialize + Send + 'static,
+    F: FnOnce(&Store, &str, &[(String, String)]) -> Result<T, Failure> + Send + 'static,
+{
+    if let Err(e) = auth.require_read() {
+        return e.into_response();
+    }
+    let tenant = auth.tenant;
+    match run(state, move |s| f(s, &tenant, &pairs)).await {
+        Ok(r) => Json(r).into_response(),
+        Err(f) => native(f),
+    }
+}
+
 async fn subscriptions_list(
     State(state): State<AppState>,
     auth: Auth,
     Params(pairs): Params,
 ) -> Response {
-    if let Err(e) = auth.require_read() {
-        return e.into_response();
-    }
-    let tenant = auth.tenant;
-    match run(&state, move |s| subscriptions::list(s, &tenant, &pairs)).await {
-        Ok(r) => Json(r).into_response(),
-        Err(f) => native(f),
-    }
+    subscriptions_read(&state, auth, pairs, subscriptions::list).await
 }
 
 async fn subscriptions_create(
@@ -233,18 +248,7 @@ async fn subscriptions_integration_actions(
     auth: Auth,
     Params(pairs): Params,
 ) -> Response {
-    if let Err(e) = auth.require_read() {
-        return e.into_response();
-    }
-    let tenant = auth.tenant;
-    match run(&state, move |s| {
-        subscriptions::integration_actions(s, &tenant, &pairs)
-    })
-    .await
-    {
-        Ok(r) => Json(r).into_response(),
-        Err(f) => native(f),
-    }
+    subscriptions_read(&state, auth, pairs, subscriptions::integration_actions).await
 }
 
 async fn subscriptions_actors(
@@ -252,14 +256,7 @@ async fn subscriptions_actors(
     auth: Auth,
     Params(pairs): Params,
 ) -> Response {
-    if let Err(e) = auth.require_read() {
-        return e.into_response();
-    }
-    let tenant = auth.tenant;
-    match run(&state, move |s| subscriptions::actors(s, &tenant, &pairs)).await {
-        Ok(r) => Json(r).into_response(),
-        Err(f) => native(f),
-    }
+    subscriptions_read(&state, auth, pairs, subscriptions::actors).await
 }
 
 // ---- Velt ----------------------------------------------------------------------------------------
