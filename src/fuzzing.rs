@@ -102,6 +102,18 @@ pub fn keys(data: &[u8]) {
     }
     if let Ok(pos) = keys::suffix_pos(data) {
         assert_eq!(pos.encode()[..], data[data.len() - keys::SUFFIX_LEN..]);
+        // The same bytes as a posting list value after that first position: whatever decodes
+        // must be strictly ascending in one bucket and re-encode byte for byte.
+        let rest = &data[..data.len() - keys::SUFFIX_LEN];
+        if let Ok(list) = crate::store::postings::decode(pos, rest) {
+            assert!(list.windows(2).all(|w| w[0] < w[1]), "posting order");
+            assert!(list.iter().all(|p| keys::same_bucket(p.time, pos.time)));
+            assert_eq!(
+                crate::store::postings::encode_rest(&list[1..]),
+                rest,
+                "postings"
+            );
+        }
     }
     if let Ok((v, rest)) = keys::take_escaped(data) {
         let mut again = Vec::new();

@@ -64,6 +64,11 @@ pub fn ingest(plan: &Plan, path: &Path, durability: Durability, tag: &str) -> io
     );
     fig.insert(format!("ingest.{tag}.peak_rss_mib"), peak_rss_mib());
     store.flush().map_err(io_err)?;
+    // Counted after the timed part: sled keys written per event (record, index lists, id entries).
+    fig.insert(
+        format!("ingest.{tag}.keys_per_event"),
+        float(u64::try_from(store.log.len()).unwrap_or(0)) / float(n),
+    );
     drop(store);
     let bytes = disk_usage(path)?;
     fig.insert(

@@ -414,6 +414,12 @@ fn rows(a: &Figures, s: &Figures) -> Vec<Row> {
         "disk.sync.bytes_per_event".into(),
         "lower",
     );
+    add(
+        "sled keys per event (after sync ingest)",
+        "keys",
+        "ingest.sync.keys_per_event".into(),
+        "lower",
+    );
     add("open", "ms", "open.ms".into(), "lower");
     add(
         "peak RSS, ingest sync",

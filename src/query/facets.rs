@@ -1,5 +1,6 @@
 //! Facets: the distinct values of an indexed field with their counts, for filter dropdowns. Each
-//! distinct value costs one seek plus a key count within the time window; no record is decoded.
+//! distinct value costs one seek plus a count of its posting lists within the time window; no record
+//! is decoded.
 
 use std::ops::Bound;
 
@@ -9,7 +10,7 @@ use super::plan::distinct_values;
 use super::{filter, Filter, TimeBound};
 use crate::error::{Error, Result};
 use crate::store::keys::{self, IndexKind, Pos};
-use crate::store::Store;
+use crate::store::{postings, Store};
 
 /// A field that facets can enumerate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,11 +114,7 @@ impl Store {
         };
         let mut out = Vec::new();
         for (value, prefix) in values {
-            let mut count = 0u64;
-            for kv in self.log.range(keys::suffix_range(&prefix, lo, hi)) {
-                kv?;
-                count += 1;
-            }
+            let count = postings::count(&self.log, &prefix, lo, hi)?;
             if count > 0 {
                 let value =
                     String::from_utf8(value).map_err(|_| Error::Corrupt("facet value".into()))?;

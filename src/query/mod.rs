@@ -263,6 +263,12 @@ impl Store {
     /// Runs a query. Every filter on an indexed field is answered by index range scans in time
     /// order; a cursor resumes them with one seek per range, so a page costs the same at any depth.
     pub fn query(&self, tenant: &str, q: &Query) -> Result<Page> {
+        // A panic inside sled (damaged files; a reverse-iteration bug, see ARCHITECTURE.md)
+        // becomes `Error::EnginePanic` here instead of unwinding into the caller.
+        crate::store::guard("query", || self.query_inner(tenant, q))
+    }
+
+    fn query_inner(&self, tenant: &str, q: &Query) -> Result<Page> {
         if q.limit == 0 || q.limit > MAX_LIMIT {
             return Err(Error::invalid(
                 "limit",
@@ -331,7 +337,9 @@ impl Store {
     pub fn count(&self, tenant: &str, filter: &Filter) -> Result<u64> {
         filter.validate()?;
         let info = self.tenant_info(tenant)?;
-        plan::Plan::new(self, &info, filter)?.count(self)
+        crate::store::guard("count", || {
+            plan::Plan::new(self, &info, filter)?.count(self)
+        })
     }
 
     /// Calls `f` with every match in order until it returns `Ok(false)`, in constant memory.

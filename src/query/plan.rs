@@ -17,6 +17,7 @@ use super::{Field, Filter, Op, Operand, Order};
 use crate::error::Result;
 use crate::model::Activity;
 use crate::store::keys::{self, IndexKind, Pos};
+use crate::store::postings::{self, Postings};
 use crate::store::{Store, TenantInfo};
 
 /// Most index ranges one query merges; past it the planner picks another source.
@@ -378,19 +379,22 @@ impl<'f> Plan<'f> {
             return Ok(n);
         }
         let (lo, hi) = self.bounds(Order::Asc, None);
-        let count_range = |prefix: &[u8]| -> Result<u64> {
-            let mut n = 0u64;
-            for kv in store.log.range(keys::suffix_range(prefix, lo, hi)) {
-                kv?;
-                n += 1;
-            }
-            Ok(n)
-        };
         match &self.source {
             Source::Empty => Ok(0),
             Source::Ids(list) => Ok(list.len() as u64),
-            Source::Records => count_range(&keys::record_prefix(self.tenant)),
-            Source::Ranges(prefixes) => prefixes.iter().map(|p| count_range(p)).sum(),
+            Source::Records => {
+                let mut n = 0u64;
+                let prefix = keys::record_prefix(self.tenant);
+                for kv in store.log.range(keys::suffix_range(&prefix, lo, hi)) {
+                    kv?;
+                    n += 1;
+                }
+                Ok(n)
+            }
+            Source::Ranges(prefixes) => prefixes
+                .iter()
+                .map(|p| postings::count(&store.log, p, lo, hi))
+                .sum(),
         }
     }
 }
@@ -504,9 +508,9 @@ impl PartialEq for Head {
 }
 impl Eq for Head {}
 
-/// A k-way merge of index ranges by `(time, id)`.
+/// A k-way merge of index ranges (each a value's posting lists) by `(time, id)`.
 struct Merge {
-    iters: Vec<KvIter>,
+    sources: Vec<Postings>,
     heap: BinaryHeap<Head>,
     asc: bool,
     last: Option<Pos>,
@@ -522,26 +526,22 @@ impl Merge {
     ) -> Result<Merge> {
         let asc = order == Order::Asc;
         let mut m = Merge {
-            iters: Vec::with_capacity(prefixes.len()),
+            sources: Vec::with_capacity(prefixes.len()),
             heap: BinaryHeap::new(),
             asc,
             last: None,
         };
         for (src, p) in prefixes.iter().enumerate() {
-            m.iters.push(directed(
-                store.log.range(keys::suffix_range(p, lo, hi)),
-                order,
-            ));
+            m.sources.push(Postings::new(&store.log, p, lo, hi, asc));
             m.advance(src)?;
         }
         Ok(m)
     }
 
     fn advance(&mut self, src: usize) -> Result<()> {
-        if let Some(kv) = self.iters[src].next() {
-            let (k, _) = kv?;
+        if let Some(pos) = self.sources[src].next_pos()? {
             self.heap.push(Head {
-                pos: keys::suffix_pos(&k)?,
+                pos,
                 src,
                 asc: self.asc,
             });

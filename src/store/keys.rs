@@ -62,6 +62,21 @@ pub(crate) fn decode_time(b: [u8; 8]) -> i64 {
     i64::from_ne_bytes((u64::from_be_bytes(b) ^ (1 << 63)).to_ne_bytes())
 }
 
+/// log2 of a posting list's time bucket in microseconds: 2^20 µs, about 1.05 s. Every position of
+/// a list lies in its first position's bucket (see `store::postings`). Stored data depends on it:
+/// never change it.
+pub(crate) const BUCKET_BITS: u32 = 20;
+
+/// The first microsecond of the bucket holding `time`.
+pub(crate) fn bucket_start(time: i64) -> i64 {
+    (time >> BUCKET_BITS) << BUCKET_BITS
+}
+
+/// Whether two times share a bucket.
+pub(crate) fn same_bucket(a: i64, b: i64) -> bool {
+    a >> BUCKET_BITS == b >> BUCKET_BITS
+}
+
 /// Appends `s` escaped (`00` → `00 FF`) and terminated (`00 01`): order-preserving and prefix-free,
 /// so composite values compare field by field and any byte, NUL included, is allowed.
 pub(crate) fn push_escaped(out: &mut Vec<u8>, s: &[u8]) {
@@ -221,7 +236,9 @@ pub(crate) fn index_value_prefix(tenant: u32, kind: IndexKind, values: &[&[u8]])
     k
 }
 
-/// One index entry: the value prefix followed by the `time ++ id` suffix; the sled value is empty.
+#[cfg(any(test, feature = "bench", feature = "fuzzing"))]
+/// A list of one index entry: the value prefix followed by the `time ++ id` suffix, with an empty
+/// value. Longer lists share the key shape (see `store::postings`).
 pub(crate) fn index_key(tenant: u32, kind: IndexKind, values: &[&[u8]], pos: Pos) -> Vec<u8> {
     let mut k = index_value_prefix(tenant, kind, values);
     k.extend_from_slice(&pos.encode());

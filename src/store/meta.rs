@@ -10,8 +10,14 @@ use crate::error::{Error, Result};
 use crate::model::{Tenant, TenantSettings};
 use crate::store::TenantInfo;
 
-/// The on-disk format this build writes and reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The on-disk format this build writes and reads. 2: index entries are posting lists
+/// (`store::postings`). Format 1 (one key per index entry) is read as is, since a list of one is
+/// exactly a format 1 entry, and marked 2 on open: builds that know only format 1 would miss the
+/// positions inside longer lists, so they must refuse the store once it has any.
+pub(crate) const FORMAT_VERSION: u32 = 2;
+
+/// Older formats this build opens, upgrading the marker.
+const UPGRADABLE: [u32; 1] = [1];
 
 const K_FORMAT: &[u8] = b"format";
 const K_SECRET: &[u8] = b"secret";
@@ -60,7 +66,10 @@ pub(crate) fn init(meta: &sled::Tree, had_data: bool) -> Result<[u8; 32]> {
                 .try_into()
                 .map_err(|_| Error::Corrupt("format version".into()))?;
             let found = u32::from_be_bytes(b);
-            if found != FORMAT_VERSION {
+            if UPGRADABLE.contains(&found) {
+                meta.insert(K_FORMAT, &FORMAT_VERSION.to_be_bytes()[..])?;
+                meta.flush()?;
+            } else if found != FORMAT_VERSION {
                 return Err(Error::UnsupportedFormat {
                     found,
                     supported: FORMAT_VERSION,

@@ -9,6 +9,7 @@ pub(crate) mod codec;
 mod commit;
 pub(crate) mod keys;
 mod meta;
+pub(crate) mod postings;
 mod verify;
 
 use std::collections::HashMap;
@@ -452,6 +453,7 @@ impl Store {
         let mut sled_batch = sled::Batch::default();
         let mut in_batch: HashMap<Uuid, usize> = HashMap::new();
         let mut written: Vec<Activity> = Vec::new();
+        let mut postings: Vec<(Vec<u8>, Pos)> = Vec::new();
         let seq = {
             let _w = self.writer.lock();
             let now = self.now();
@@ -486,7 +488,7 @@ impl Store {
                     });
                     continue;
                 }
-                write_activity(&mut sled_batch, info.no, &activity)?;
+                write_activity(&mut sled_batch, &mut postings, info.no, &activity)?;
                 out.push(Appended {
                     id,
                     created_at,
@@ -498,6 +500,7 @@ impl Store {
             if written.is_empty() {
                 None
             } else {
+                postings::insert_grouped(&mut sled_batch, postings);
                 Some(self.apply("append", sled_batch)?)
             }
         };
@@ -584,20 +587,23 @@ impl Store {
                     }),
                 );
                 let mut batch = sled::Batch::default();
+                let mut gone = Vec::new();
                 let mut n = 0u64;
                 for kv in self.log.range(range).take(512) {
                     let (k, v) = kv?;
                     let (_, pos) = keys::decode_record_key(&k)?;
                     let a = codec::decode(pos, &v)?;
                     batch.remove(k);
-                    for key in derived_keys(info.no, &a) {
-                        batch.remove(key);
+                    if id_time_hint(a.id) != Some(pos.time) {
+                        batch.remove(keys::id_key(info.no, a.id));
                     }
+                    gone.extend(derived_prefixes(info.no, &a).into_iter().map(|p| (p, pos)));
                     n += 1;
                 }
                 if n == 0 {
                     break;
                 }
+                postings::remove_grouped(&self.log, &mut batch, gone)?;
                 self.apply("purge", batch)?;
                 removed += n;
             }
@@ -632,32 +638,48 @@ pub(crate) fn encode_record(a: &Activity) -> Result<Vec<u8>> {
     codec::encode(a)
 }
 
-/// Adds one activity's record, id entry (when needed) and index entries to a batch.
-fn write_activity(batch: &mut sled::Batch, tenant: u32, a: &Activity) -> Result<()> {
+/// Adds one activity's record and id entry (when needed) to a batch, and its index entries to
+/// `postings`, which the caller writes as shared lists (`postings::insert_grouped`).
+fn write_activity(
+    batch: &mut sled::Batch,
+    postings: &mut Vec<(Vec<u8>, Pos)>,
+    tenant: u32,
+    a: &Activity,
+) -> Result<()> {
     let pos = Pos {
         time: a.created_at.timestamp_micros(),
         id: a.id,
     };
     batch.insert(keys::record_key(tenant, pos), codec::encode(a)?);
-    for k in derived_keys(tenant, a) {
-        batch.insert(k, &[][..]);
-    }
+    postings.extend(derived_prefixes(tenant, a).into_iter().map(|p| (p, pos)));
     if id_time_hint(a.id) != Some(pos.time) {
         batch.insert(keys::id_key(tenant, a.id), &keys::encode_time(pos.time)[..]);
     }
     Ok(())
 }
 
-/// Every index key an activity has (not the record or id key). The one definition of what is
-/// indexed: appends, retention and `verify` all call it.
+/// Every index entry of an activity as a single-entry key (value prefix ++ its position).
+#[cfg(any(feature = "bench", feature = "fuzzing"))]
 pub(crate) fn derived_keys(tenant: u32, a: &Activity) -> Vec<Vec<u8>> {
     let pos = Pos {
         time: a.created_at.timestamp_micros(),
         id: a.id,
     };
+    derived_prefixes(tenant, a)
+        .into_iter()
+        .map(|mut k| {
+            k.extend_from_slice(&pos.encode());
+            k
+        })
+        .collect()
+}
+
+/// The index value prefixes an activity's position is listed under (see `postings`). The one
+/// definition of what is indexed: appends, retention and `verify` all call it.
+pub(crate) fn derived_prefixes(tenant: u32, a: &Activity) -> Vec<Vec<u8>> {
     let mut out = Vec::with_capacity(8 + a.context.len());
     let mut add =
-        |kind: IndexKind, vals: &[&[u8]]| out.push(keys::index_key(tenant, kind, vals, pos));
+        |kind: IndexKind, vals: &[&[u8]]| out.push(keys::index_value_prefix(tenant, kind, vals));
     add(IndexKind::Action, &[a.action.as_bytes()]);
     add(IndexKind::ResourceType, &[a.resource.kind.as_bytes()]);
     if let Some(id) = &a.resource.id {

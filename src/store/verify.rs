@@ -1,16 +1,17 @@
 //! `verify`: every record has exactly the index entries it implies, and every index and id entry
 //! points at a record that implies it.
 //!
-//! One pass checks that each record's implied entries exist and counts them. Implied entries are
-//! distinct (each ends in its record's unique `time ++ id`), so if the tree holds as many index
-//! entries as records imply, they are exactly those; only when the counts differ does a second
-//! pass look up each entry's record to name the stray one.
+//! One pass checks that each record's implied entries are in some posting list of their value and
+//! counts them, and checks every list's shape and counts its positions. Implied entries are
+//! distinct (each names its record's unique `time ++ id`), so if the lists hold as many positions
+//! as records imply, they hold exactly those; only when the counts differ does a second pass look
+//! up each position's record to name the stray one.
 
 use std::collections::HashSet;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::keys::{self, Pos};
-use crate::store::{codec, derived_keys, guard, id_time_hint, Store};
+use crate::store::{codec, derived_prefixes, guard, id_time_hint, postings, Store};
 
 /// What `verify` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,10 +61,17 @@ fn run_inner(store: &Store) -> Result<VerifyReport> {
                 Ok(a) => a,
                 Err(e) => return fail(report, format!("record {} does not decode: {e}", pos.id)),
             };
-            for ik in derived_keys(tenant, &a) {
+            for prefix in derived_prefixes(tenant, &a) {
                 implied += 1;
-                if !store.log.contains_key(&ik)? {
-                    return fail(report, format!("record {} lacks an index entry", a.id));
+                match postings::contains(&store.log, &prefix, pos) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return fail(report, format!("record {} lacks an index entry", a.id))
+                    }
+                    Err(Error::Corrupt(m)) => {
+                        return fail(report, format!("record {}'s index entry: {m}", a.id))
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             if id_time_hint(a.id) != Some(pos.time) {
@@ -73,21 +81,11 @@ fn run_inner(store: &Store) -> Result<VerifyReport> {
                 }
             }
         } else if let Ok(e) = keys::decode_index_key(&k) {
-            report.index_entries += 1;
-            let Some(a) = store.record_at(tenant, e.pos)? else {
-                return fail(
-                    report,
-                    format!("index entry for missing record {}", e.pos.id),
-                );
-            };
-            if !derived_keys(tenant, &a)
-                .iter()
-                .any(|d| d.as_slice() == k.as_ref())
-            {
-                return fail(
-                    report,
-                    format!("index entry that record {} does not imply", a.id),
-                );
+            match postings::decode(e.pos, &v) {
+                Ok(list) => report.index_entries += list.len() as u64,
+                Err(err) => {
+                    return fail(report, format!("index entry for {}: {err}", e.pos.id));
+                }
             }
         } else if let Ok((_, id)) = keys::decode_id_key(&k) {
             report.id_entries += 1;
@@ -122,21 +120,24 @@ fn run_inner(store: &Store) -> Result<VerifyReport> {
 /// The first index entry whose record is missing or does not imply it.
 fn find_stray_entry(store: &Store) -> Result<Option<String>> {
     for kv in store.log.iter() {
-        let (k, _) = kv?;
+        let (k, v) = kv?;
         let Ok(e) = keys::decode_index_key(&k) else {
             continue;
         };
-        let Some(a) = store.record_at(e.tenant, e.pos)? else {
-            return Ok(Some(format!("index entry for missing record {}", e.pos.id)));
-        };
-        if !derived_keys(e.tenant, &a)
-            .iter()
-            .any(|d| d.as_slice() == k.as_ref())
-        {
-            return Ok(Some(format!(
-                "index entry that record {} does not imply",
-                a.id
-            )));
+        let prefix = &k[..k.len() - keys::SUFFIX_LEN];
+        for pos in postings::decode(e.pos, &v)? {
+            let Some(a) = store.record_at(e.tenant, pos)? else {
+                return Ok(Some(format!("index entry for missing record {}", pos.id)));
+            };
+            if !derived_prefixes(e.tenant, &a)
+                .iter()
+                .any(|d| d.as_slice() == prefix)
+            {
+                return Ok(Some(format!(
+                    "index entry that record {} does not imply",
+                    a.id
+                )));
+            }
         }
     }
     Ok(None)

@@ -584,3 +584,117 @@ fn a_store_in_use_is_reported_and_a_dropped_one_reopens() {
         f.reopen();
     }
 }
+
+/// Retention takes positions out of shared posting lists: batches put many events of one value
+/// in one list, the cutoff falls inside lists, and supplied ids leave id entries to remove too.
+#[test]
+fn retention_rewrites_shared_index_lists() {
+    let f = Fixture::new();
+    let s = f.store();
+    s.create_tenant(
+        "a",
+        TenantSettings {
+            timezone: "UTC".into(),
+            retention_days: Some(1),
+        },
+    )
+    .unwrap();
+    let day = 86_400_000_000i64;
+    // 2,000 events 1 ms apart around the one-day cutoff, in batches of 250, half of them with
+    // supplied (v4) ids.
+    let base = 10 * day;
+    let cutoff = base + 1_000_000 + 123; // inside a list's bucket
+    for b in 0..8 {
+        let batch = (0..250)
+            .map(|i| {
+                let n = b * 250 + i;
+                let mut a = act(if n % 3 == 0 { "x" } else { "y" }, "T", Some("r"));
+                a.created_at = Some(t(base + n * 1000));
+                if n % 2 == 0 {
+                    a.id = Some(Uuid::new_v4());
+                }
+                a.context = vec![("k".into(), format!("v{}", n % 5))];
+                a
+            })
+            .collect();
+        s.append_batch("a", batch).unwrap();
+    }
+    let before = s.count("a", &Filter::default()).unwrap();
+    assert_eq!(before, 2000);
+    let removed = s.purge_expired(t(cutoff + day)).unwrap();
+    let kept = (0..2000).filter(|n| base + n * 1000 >= cutoff).count() as u64;
+    assert_eq!(removed, 2000 - kept);
+    assert_eq!(s.count("a", &Filter::default()).unwrap(), kept);
+    let by_action = |x: &str| Filter {
+        actions: vec![x.into()],
+        ..Default::default()
+    };
+    let want_x = (0..2000)
+        .filter(|n| n % 3 == 0 && base + n * 1000 >= cutoff)
+        .count() as u64;
+    assert_eq!(s.count("a", &by_action("x")).unwrap(), want_x);
+    let page = s
+        .query(
+            "a",
+            &Query {
+                filter: by_action("x"),
+                limit: 1000,
+                order: Order::Asc,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(page.items.len() as u64, want_x);
+    assert!(page
+        .items
+        .iter()
+        .all(|a| a.created_at.timestamp_micros() >= cutoff));
+    let report = s.verify().unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.records, kept);
+    assert_eq!(report.id_entries, kept / 2);
+}
+
+/// A format 1 store (one key per index entry, written by earlier builds) opens, reads and takes
+/// new batches; its format marker moves to 2 so that format-1 builds refuse it from then on.
+#[test]
+fn format_1_stores_open_and_are_marked_2() {
+    let mut f = Fixture::new();
+    f.store()
+        .create_tenant("a", TenantSettings::default())
+        .unwrap();
+    for i in 0..10 {
+        f.store()
+            .append("a", act("x", "T", Some(&i.to_string())))
+            .unwrap();
+    }
+    f.store = None;
+    {
+        let db = sled::open(f.dir.path()).unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        assert_eq!(
+            meta.get("format").unwrap().unwrap().as_ref(),
+            2u32.to_be_bytes()
+        );
+        meta.insert("format", &1u32.to_be_bytes()[..]).unwrap();
+        db.flush().unwrap();
+    }
+    f.reopen();
+    let batch = (0..10)
+        .map(|i| act("x", "T", Some(&i.to_string())))
+        .collect();
+    f.store().append_batch("a", batch).unwrap();
+    let x = Filter {
+        actions: vec!["x".into()],
+        ..Default::default()
+    };
+    assert_eq!(f.store().count("a", &x).unwrap(), 20);
+    assert!(f.store().verify().unwrap().is_ok());
+    f.store = None;
+    let db = sled::open(f.dir.path()).unwrap();
+    let meta = db.open_tree("meta").unwrap();
+    assert_eq!(
+        meta.get("format").unwrap().unwrap().as_ref(),
+        2u32.to_be_bytes()
+    );
+}
