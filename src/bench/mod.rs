@@ -9,6 +9,7 @@
 
 mod actlog;
 mod data;
+mod http;
 mod pages;
 mod sqlite;
 mod util;
@@ -29,8 +30,9 @@ const PHASE_ENV: &str = "ACTLOG_BENCH_PHASE";
 const DIR_ENV: &str = "ACTLOG_BENCH_DATA";
 const OUT_ENV: &str = "ACTLOG_BENCH_OUT";
 
-/// The phases, in the order they run: the two engines alternate.
-const PHASES: [&str; 7] = [
+/// The phases, in the order they run: the two engines alternate; the HTTP load (actlog only)
+/// comes last.
+const PHASES: [&str; 8] = [
     "actlog-ingest-sync",
     "sqlite-ingest-normal",
     "actlog-ingest-relaxed",
@@ -38,6 +40,7 @@ const PHASES: [&str; 7] = [
     "actlog-read",
     "sqlite-read",
     "pages",
+    "http",
 ];
 
 /// Options of `actlog bench`.
@@ -91,6 +94,9 @@ struct Plan {
     /// Most page queries timed per cell, and the time one cell may take.
     page_reps: usize,
     page_budget: Duration,
+    /// The HTTP load: each cell's untimed warm-up and its measured window.
+    http_warmup: Duration,
+    http_window: Duration,
 }
 
 impl Plan {
@@ -101,6 +107,12 @@ impl Plan {
             runs: if o.quick { 3 } else { 5 },
             page_reps: if o.quick { 300 } else { 1000 },
             page_budget: Duration::from_secs(if o.quick { 1 } else { 3 }),
+            http_warmup: if o.quick {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(500)
+            },
+            http_window: Duration::from_secs(if o.quick { 1 } else { 5 }),
         }
     }
 }
@@ -241,6 +253,12 @@ fn run_phase(plan: &Plan, phase: &str, base: &Path) -> io::Result<Figures> {
         "actlog-read" => actlog::read(plan, &base.join("actlog-sync")),
         "sqlite-read" => sqlite::read(plan, &base.join("sqlite-normal")),
         "pages" => pages::run(plan, &base.join("actlog-sync"), &base.join("sqlite-normal")),
+        "http" => {
+            let p = fresh("actlog-http")?;
+            let fig = http::run(plan, &p);
+            std::fs::remove_dir_all(&p)?;
+            fig
+        }
         _ => Err(io::Error::other(format!("unknown bench phase {phase:?}"))),
     }
 }
@@ -310,7 +328,19 @@ fn empty_report(plan: &Plan) -> Report {
             "SQLite 'sync' ingest is synchronous=NORMAL in WAL mode (the issue's tuned peer); \
              synchronous=FULL, the durability of actlog's sync, is the 'full' row."
                 .into(),
-            "The HTTP load part of issue 5 is not measured here: the server is not merged yet."
+            "HTTP: actlog's router (`http::app_with`: API v1 plus `GET /bench/fixed`) served by \
+             axum on 127.0.0.1 from a fresh store of up to 100k events in one tenant, with \
+             `actlog serve`'s defaults (sync durability, 128 MB cache, concurrency limit, timeout) \
+             except the per-key rate limiter, which is off (per_second 0); request log lines are \
+             formatted at `info` as the server does, into a sink. The load generator (keep-alive \
+             HTTP/1.1, one task per connection, one thread) runs in the same process on the same \
+             cores, so the HTTP figures are a lower bound."
+                .into(),
+            "HTTP fixed page (ceiling): the bytes of one real page of 50, captured at setup, \
+             served from memory through every middleware layer of the API (request id, tracing, \
+             panic catching, metrics, rate limit (off), concurrency limit and timeout, body \
+             limit); it skips authentication (the key lookup), query parsing, the store and JSON \
+             serialization."
                 .into(),
         ],
     }
@@ -433,6 +463,36 @@ fn rows(a: &Figures, s: &Figures) -> Vec<Row> {
         "read.peak_rss_mib".into(),
         "lower",
     );
+    for (target, what) in [
+        (http::Target::Page, "HTTP GET page of 50"),
+        (http::Target::Post, "HTTP POST batch of 100"),
+        (http::Target::Fixed, "HTTP fixed page (ceiling)"),
+    ] {
+        for c in http::CONNECTIONS {
+            let label = format!("{what}, {c} conn{}", if c == 1 { "" } else { "s" });
+            let key = |what: &str| format!("http.{}.c{c}.{what}", target.name());
+            add(&label, "req/s", key("rps"), "higher");
+            if target == http::Target::Post {
+                add(&label, "activities/s", key("activities_per_s"), "higher");
+            }
+            add(&format!("{label}, p50"), "µs", key("p50_us"), "lower");
+            add(&format!("{label}, p99"), "µs", key("p99_us"), "lower");
+            if target == http::Target::Page {
+                add(
+                    &format!("{label}, share of the fixed page's req/s"),
+                    "%",
+                    key("share_of_fixed_pct"),
+                    "higher",
+                );
+            }
+        }
+    }
+    add(
+        "HTTP failed requests (non-2xx or transport), all cells",
+        "requests",
+        "http.errors".into(),
+        "lower",
+    );
 
     let derived = |f: &Figures, key: &str| -> Option<f64> {
         if let Some(v) = f.get(key) {
@@ -454,7 +514,7 @@ fn rows(a: &Figures, s: &Figures) -> Vec<Row> {
     spec.into_iter()
         .map(|(figure, unit, key, better)| {
             let av = derived(a, &key);
-            let sv = if key.contains("raw") {
+            let sv = if key.contains("raw") || key.starts_with("http.") {
                 None
             } else {
                 derived(s, &key)
@@ -546,6 +606,27 @@ fn targets(a: &Figures, s: &Figures, events: u64) -> Vec<Target> {
             format!("{x:.0} vs {y:.0} bytes = {:.2}×", x / y)
         }),
         met: m.map(|(x, y)| x <= 3.0 * y),
+    });
+    let page = get(a, "http.page.c16.rps");
+    let fixed = get(a, "http.fixed.c16.rps");
+    let p99 = get(a, "http.page.c16.p99_us");
+    let errors = get(a, "http.errors").unwrap_or(0.0);
+    let m = page.zip(fixed).zip(p99).map(|((p, f), q)| (p, f, q));
+    out.push(Target {
+        target: "HTTP page route ≥ 50% of the fixed page's req/s and p99 ≤ 2 ms, 16 connections"
+            .into(),
+        measured: m.map_or("not measured".into(), |(p, f, q)| {
+            let failed = if errors > 0.0 {
+                format!("; {errors:.0} failed requests")
+            } else {
+                String::new()
+            };
+            format!(
+                "{p:.0} vs {f:.0} req/s = {:.0}%, p99 {q:.0} µs{failed}",
+                100.0 * p / f
+            )
+        }),
+        met: m.map(|(p, f, q)| errors == 0.0 && p >= 0.5 * f && q <= 2000.0),
     });
     let m = get(a, "ingest.sync.peak_rss_mib");
     out.push(Target {

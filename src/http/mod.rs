@@ -356,11 +356,20 @@ pub fn routes() -> Vec<RouteSpec> {
 /// The application: every route of [`routes`] with the middleware stack (request id, tracing,
 /// panic catching, metrics, concurrency limit, timeout, body limit) and JSON 404/405 fallbacks.
 pub fn app(state: AppState) -> Router {
+    app_with(state, Router::new())
+}
+
+/// [`app`] with `extra` routes merged in under the same middleware stack, so they pass through
+/// every layer the API's routes do (request id, tracing, panic catching, metrics, rate limit,
+/// concurrency limit, timeout, body limit); what they skip is whatever their handlers skip
+/// (authentication is an extractor, not a layer). `actlog bench` serves its fixed-page ceiling
+/// this way. `extra` must not repeat a path of [`routes`]: axum panics on overlapping routes.
+pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     let mut router: Router<AppState> = Router::new();
     for spec in routes() {
         router = router.route(spec.path, (spec.handler)());
     }
-    router = router.merge(crate::profiles::router());
+    router = router.merge(crate::profiles::router()).merge(extra);
     router
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
@@ -415,4 +424,55 @@ async fn limits(
 
 async fn healthz() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::StatusCode;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::Options;
+
+    async fn call(app: &Router, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+        let req = Request::get(path).body(Body::empty()).unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let (parts, body) = resp.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8(bytes.to_vec()).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn app_with_serves_extra_routes_under_the_same_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), Options::default()).unwrap());
+        let state = AppState::new(store, Config::default());
+        let extra = Router::new().route("/extra", get(|| async { "fixed" }));
+        let app = app_with(state, extra);
+
+        let (status, headers, body) = call(&app, "/extra").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "fixed"));
+        // The request-id layers ran.
+        assert!(headers.contains_key("x-request-id"));
+        // The API's routes and fallbacks are all still there.
+        assert_eq!(
+            call(&app, "/v1/activities").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        let (status, _, body) = call(&app, "/no/such/route").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body.contains("\"error\""), "{body}");
+        // The metrics layer counted the extra route under its own name.
+        let (_, _, metrics) = call(&app, "/metrics").await;
+        assert!(
+            metrics.contains("route=\"/extra\",status=\"200\""),
+            "{metrics}"
+        );
+    }
 }
