@@ -555,6 +555,18 @@ fn run_quietly(plan: &Plan, dir: &Path, dispatch: &tracing::Dispatch) -> io::Res
             pages: page_paths(),
             batch: batch.clone(),
         });
+        if target == Target::Page {
+            // Untimed: right after open, each filter's pages ran ~6× slower for its first 1–4 s
+            // (2.2–3 ms instead of 0.3–0.5 ms a page over one connection, BENCHMARKS.md); the
+            // cells measure the steady state after it.
+            let warm = Schedule {
+                warmup: Duration::ZERO,
+                window: plan.http_page_warmup,
+            };
+            let s = client_rt.block_on(cell(Arc::clone(&load), 1, warm))?;
+            fig.insert("actlog/http.page.warmup.p50_us".into(), s.p50_us);
+            total_errors += s.errors;
+        }
         for (i, conns) in CONNECTIONS.into_iter().enumerate() {
             eprintln!(
                 "actlog bench: http {} over {conns} connection{}…",

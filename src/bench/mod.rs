@@ -97,6 +97,8 @@ struct Plan {
     /// The HTTP load: each cell's untimed warm-up and its measured window.
     http_warmup: Duration,
     http_window: Duration,
+    /// Untimed page requests before the first page cell (see `http::run`).
+    http_page_warmup: Duration,
 }
 
 impl Plan {
@@ -113,6 +115,7 @@ impl Plan {
                 Duration::from_millis(500)
             },
             http_window: Duration::from_secs(if o.quick { 1 } else { 5 }),
+            http_page_warmup: Duration::from_secs(if o.quick { 3 } else { 10 }),
         }
     }
 }
