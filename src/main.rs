@@ -4,7 +4,7 @@
 
 mod cli;
 
-// An optional allocator for measurements (`--features mimalloc`); BENCHMARKS.md has its effect.
+// mimalloc, the default feature `mimalloc` (BENCHMARKS.md has why); the library sets no allocator.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
