@@ -556,9 +556,8 @@ fn run_quietly(plan: &Plan, dir: &Path, dispatch: &tracing::Dispatch) -> io::Res
             batch: batch.clone(),
         });
         if target == Target::Page {
-            // Untimed: right after open, each filter's pages ran ~6× slower for its first 1–4 s
-            // (2.2–3 ms instead of 0.3–0.5 ms a page over one connection, BENCHMARKS.md); the
-            // cells measure the steady state after it.
+            // Untimed: the cells measure a server whose cache has seen every filter of the
+            // rotation, like the library's warm figures.
             let warm = Schedule {
                 warmup: Duration::ZERO,
                 window: plan.http_page_warmup,
