@@ -69,6 +69,11 @@ const MAX_DISTINCT: usize = 100_000;
 impl Store {
     /// Distinct values of a field with their counts, most frequent first, ties by value.
     pub fn facets(&self, tenant: &str, req: &FacetRequest) -> Result<Vec<FacetValue>> {
+        // Like `query`: a panic inside sled becomes `Error::EnginePanic`.
+        crate::store::guard("facets", || self.facets_inner(tenant, req))
+    }
+
+    fn facets_inner(&self, tenant: &str, req: &FacetRequest) -> Result<Vec<FacetValue>> {
         let info = self.tenant_info(tenant)?;
         let window = filter::window(
             &Filter {

@@ -659,7 +659,7 @@ fn write_activity(
 }
 
 /// Every index entry of an activity as a single-entry key (value prefix ++ its position).
-#[cfg(any(feature = "bench", feature = "fuzzing"))]
+#[cfg(feature = "bench")]
 pub(crate) fn derived_keys(tenant: u32, a: &Activity) -> Vec<Vec<u8>> {
     let pos = Pos {
         time: a.created_at.timestamp_micros(),
