@@ -32,14 +32,16 @@ fn activities() -> Vec<Activity> {
 fn index_keys(c: &mut Criterion) {
     let mut g = c.benchmark_group("keys/index_key");
     for len in [8usize, 32, 128] {
-        let v1 = vec![b'a'; len];
-        let v2 = vec![b'b'; len];
+        let v1 = "a".repeat(len);
+        let v2 = "b".repeat(len);
         let id = Uuid::from_u128(7);
         g.throughput(Throughput::Elements(1));
         g.bench_with_input(BenchmarkId::new("encode", len), &len, |b, _| {
-            b.iter(|| internals::index_key(3, &[&v1, &v2], 1_700_000_000_000_000, id))
+            b.iter(|| {
+                internals::index_key(3, &[v1.as_str(), v2.as_str()], 1_700_000_000_000_000, id)
+            })
         });
-        let key = internals::index_key(3, &[&v1, &v2], 1_700_000_000_000_000, id);
+        let key = internals::index_key(3, &[v1.as_str(), v2.as_str()], 1_700_000_000_000_000, id);
         g.bench_with_input(BenchmarkId::new("decode", len), &len, |b, _| {
             b.iter(|| internals::decode_index_key(&key).unwrap())
         });

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    actlog::http::install_panic_hook();
     match cli::run(args) {
         Ok(code) => code,
         Err(e) => {

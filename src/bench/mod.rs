@@ -720,7 +720,7 @@ pub mod internals {
     use crate::{Result, Store};
 
     /// An `action` index key.
-    pub fn index_key(tenant: u32, values: &[&[u8]], time: i64, id: Uuid) -> Vec<u8> {
+    pub fn index_key(tenant: u32, values: &[&str], time: i64, id: Uuid) -> Vec<u8> {
         let kind = if values.len() == 2 {
             IndexKind::Resource
         } else {

@@ -44,7 +44,8 @@ pub use error::ApiError;
 pub use extract::{ApiJson, ApiPath, Params};
 pub use metrics::Metrics;
 pub use server::{
-    bootstrap, serve, shutdown_signal, write_secret_file, Bootstrap, ServeOptions, ADMIN_KEY_FILE,
+    bootstrap, install_panic_hook, serve, shutdown_signal, write_secret_file, Bootstrap,
+    ServeOptions, ADMIN_KEY_FILE,
 };
 
 /// Limits and tunables of the HTTP layer. Every one has a command-line flag (see `docs/http.md`).
@@ -115,7 +116,10 @@ impl AppState {
         F: FnOnce(&Store) -> crate::Result<T> + Send + 'static,
     {
         let store = Arc::clone(&self.store);
-        Ok(tokio::task::spawn_blocking(move || f(&store)).await??)
+        // The request's span goes along, so what the store call logs (a panic hook's line
+        // included) carries the request id.
+        let span = tracing::Span::current();
+        Ok(tokio::task::spawn_blocking(move || span.in_scope(|| f(&store))).await??)
     }
 
     /// The time zone of a tenant (UTC if it cannot be read).

@@ -11,6 +11,22 @@ use super::auth::issue_key;
 use super::{app, AppState, Config};
 use crate::{Scope, Store, TenantSettings};
 
+/// Makes every panic of the process log one bounded line (at `error`, inside the current span,
+/// so a request's panic carries its request id) instead of the default hook's whole message: a
+/// sled panic message formats whole trees, every tenant's keys and values. The line holds the
+/// message's leading words only (`store::panic_summary`) and where it was raised. For binaries;
+/// the library never sets a hook.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let summary = crate::store::panic_summary(crate::store::panic_text(info.payload()));
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(panic = %summary, %location, "panic");
+    }));
+}
+
 /// File in the data directory that holds the admin key made on first start (mode 0600).
 pub const ADMIN_KEY_FILE: &str = "admin.key";
 

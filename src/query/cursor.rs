@@ -10,12 +10,12 @@ use sha2::{Digest, Sha256};
 
 use super::{Filter, Order};
 use crate::error::{Error, Result};
-use crate::store::keys::{Pos, SUFFIX_LEN};
+use crate::store::keys::{Pos, POS_LEN};
 
 const VERSION: u8 = 1;
 const FP_LEN: usize = 8;
 const MAC_LEN: usize = 16;
-const PAYLOAD_LEN: usize = 2 + SUFFIX_LEN + FP_LEN;
+const PAYLOAD_LEN: usize = 2 + POS_LEN + FP_LEN;
 /// Longest cursor text accepted before any decoding is tried.
 const MAX_TEXT: usize = 128;
 
@@ -95,10 +95,10 @@ pub(crate) fn decode(
     m.update(payload);
     m.verify_truncated_left(tag)
         .map_err(|_| Error::InvalidCursor)?;
-    if payload[0] != VERSION || payload[1] > 1 || payload[2 + SUFFIX_LEN..] != fp {
+    if payload[0] != VERSION || payload[1] > 1 || payload[2 + POS_LEN..] != fp {
         return Err(Error::InvalidCursor);
     }
-    let pos = Pos::decode(&payload[2..2 + SUFFIX_LEN]).map_err(|_| Error::InvalidCursor)?;
+    let pos = Pos::decode(&payload[2..2 + POS_LEN]).map_err(|_| Error::InvalidCursor)?;
     Ok(Cursor {
         forward: payload[1] == 1,
         pos,

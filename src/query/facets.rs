@@ -95,10 +95,10 @@ impl Store {
         };
         let mut scan = keys::index_kind_prefix(info.no, kind);
         if let Some(k) = key {
-            keys::push_escaped(&mut scan, k.as_bytes());
+            keys::push_escaped(&mut scan, k);
         }
         let value_start = scan.len();
-        keys::push_escaped_open(&mut scan, req.prefix.as_deref().unwrap_or("").as_bytes());
+        keys::push_escaped_open(&mut scan, req.prefix.as_deref().unwrap_or(""));
         let Some(values) = distinct_values(&self.log, &scan, value_start, MAX_DISTINCT)? else {
             return Err(Error::invalid(
                 "field",

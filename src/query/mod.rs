@@ -263,8 +263,7 @@ impl Store {
     /// Runs a query. Every filter on an indexed field is answered by index range scans in time
     /// order; a cursor resumes them with one seek per range, so a page costs the same at any depth.
     pub fn query(&self, tenant: &str, q: &Query) -> Result<Page> {
-        // A panic inside sled (damaged files; a reverse-iteration bug, see ARCHITECTURE.md)
-        // becomes `Error::EnginePanic` here instead of unwinding into the caller.
+        // A panic inside sled (it has some on damaged files) becomes `Error::EnginePanic` here instead of unwinding into the caller.
         crate::store::guard("query", || self.query_inner(tenant, q))
     }
 
@@ -277,6 +276,7 @@ impl Store {
         }
         q.filter.validate()?;
         let info = self.tenant_info(tenant)?;
+        self.check_fault(crate::store::FaultPoint::Read)?;
         let plan = plan::Plan::new(self, &info, &q.filter)?;
         let fingerprint = cursor::fingerprint(&q.filter, q.order);
         let (forward, after) = match &q.cursor {

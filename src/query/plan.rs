@@ -175,14 +175,10 @@ impl<'f> Plan<'f> {
                 let mut out = Vec::new();
                 for x in a {
                     match b {
-                        None => out.push(keys::index_value_prefix(tenant, kind, &[x.as_bytes()])),
+                        None => out.push(keys::index_value_prefix(tenant, kind, &[x])),
                         Some(b) => {
                             for y in b {
-                                out.push(keys::index_value_prefix(
-                                    tenant,
-                                    kind,
-                                    &[x.as_bytes(), y.as_bytes()],
-                                ));
+                                out.push(keys::index_value_prefix(tenant, kind, &[x, y]));
                             }
                         }
                     }
@@ -231,17 +227,12 @@ impl<'f> Plan<'f> {
         }
 
         if let Some((k, v)) = f.context.first() {
-            let p =
-                keys::index_value_prefix(tenant, IndexKind::Context, &[k.as_bytes(), v.as_bytes()]);
+            let p = keys::index_value_prefix(tenant, IndexKind::Context, &[k, v]);
             return Ok(plan(Source::Ranges(vec![p]), 1));
         }
         for c in &f.conditions {
             if let (Field::Context(k), Op::Equals(Operand::Str(v))) = (&c.field, &c.op) {
-                let p = keys::index_value_prefix(
-                    tenant,
-                    IndexKind::Context,
-                    &[k.as_bytes(), v.as_bytes()],
-                );
+                let p = keys::index_value_prefix(tenant, IndexKind::Context, &[k, v]);
                 return Ok(plan(Source::Ranges(vec![p]), 1));
             }
         }
@@ -447,16 +438,12 @@ fn action_ranges(store: &Store, tenant: u32, f: &Filter) -> Result<Option<Vec<Ve
     let mut out = Vec::new();
     for (p, is_prefix) in patterns {
         if !is_prefix {
-            out.push(keys::index_value_prefix(
-                tenant,
-                IndexKind::Action,
-                &[p.as_bytes()],
-            ));
+            out.push(keys::index_value_prefix(tenant, IndexKind::Action, &[&p]));
             continue;
         }
         let kind_prefix = keys::index_kind_prefix(tenant, IndexKind::Action);
         let mut scan = kind_prefix.clone();
-        keys::push_escaped_open(&mut scan, p.as_bytes());
+        keys::push_escaped_open(&mut scan, &p);
         match distinct_values(&store.log, &scan, kind_prefix.len(), MAX_RANGES)? {
             Some(values) => out.extend(values.into_iter().map(|(_, prefix)| prefix)),
             None => return Ok(None),

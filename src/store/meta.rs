@@ -10,14 +10,24 @@ use crate::error::{Error, Result};
 use crate::model::{Tenant, TenantSettings};
 use crate::store::TenantInfo;
 
-/// The on-disk format this build writes and reads. 2: index entries are posting lists
-/// (`store::postings`). Format 1 (one key per index entry) is read as is, since a list of one is
-/// exactly a format 1 entry, and marked 2 on open: builds that know only format 1 would miss the
-/// positions inside longer lists, so they must refuse the store once it has any.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The on-disk format this build writes and reads. 3: the `log3` tree, whose keys never hold
+/// four 0xFF bytes in a row (`store::keys`). 2 (index entries as posting lists) and 1 (one key
+/// per index entry, which reads as lists of one) are upgraded on open (`store::migrate`).
+pub(crate) const FORMAT_VERSION: u32 = 3;
 
-/// Older formats this build opens, upgrading the marker.
-const UPGRADABLE: [u32; 1] = [1];
+/// Older formats this build opens, upgrading them.
+const UPGRADABLE: [u32; 2] = [1, 2];
+
+/// What the format marker says about a database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// No marker and no earlier data: a new store.
+    New,
+    /// [`FORMAT_VERSION`].
+    Current,
+    /// An older format this build upgrades.
+    Old(u32),
+}
 
 const K_FORMAT: &[u8] = b"format";
 const K_SECRET: &[u8] = b"secret";
@@ -45,38 +55,43 @@ fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T>
     }
 }
 
-/// Checks or writes the format version and returns the cursor secret, creating it on first open.
-/// `had_data`: the directory held a database file before this open, so it is not a new store.
-pub(crate) fn init(meta: &sled::Tree, had_data: bool) -> Result<[u8; 32]> {
+/// Reads the format marker. `had_data`: the directory held a database file before this open, so
+/// it is not a new store.
+pub(crate) fn format(meta: &sled::Tree, had_data: bool) -> Result<Format> {
     match meta.get(K_FORMAT)? {
-        None if had_data => {
-            return Err(Error::Corrupt(
-                "the data directory holds a database file without actlog's metadata: the file \
-                 is damaged (truncated?) or is not an actlog store; if a first start was \
-                 interrupted, remove the directory"
-                    .into(),
-            ));
-        }
-        None => {
-            meta.insert(K_FORMAT, &FORMAT_VERSION.to_be_bytes()[..])?;
-        }
+        None if had_data => Err(Error::Corrupt(
+            "the data directory holds a database file without actlog's metadata: the file is \
+             damaged (truncated?) or is not an actlog store; if a first start was interrupted, \
+             remove the directory"
+                .into(),
+        )),
+        None => Ok(Format::New),
         Some(v) => {
             let b: [u8; 4] = v
                 .as_ref()
                 .try_into()
                 .map_err(|_| Error::Corrupt("format version".into()))?;
-            let found = u32::from_be_bytes(b);
-            if UPGRADABLE.contains(&found) {
-                meta.insert(K_FORMAT, &FORMAT_VERSION.to_be_bytes()[..])?;
-                meta.flush()?;
-            } else if found != FORMAT_VERSION {
-                return Err(Error::UnsupportedFormat {
+            match u32::from_be_bytes(b) {
+                FORMAT_VERSION => Ok(Format::Current),
+                found if UPGRADABLE.contains(&found) => Ok(Format::Old(found)),
+                found => Err(Error::UnsupportedFormat {
                     found,
                     supported: FORMAT_VERSION,
-                });
+                }),
             }
         }
     }
+}
+
+/// Writes the marker of [`FORMAT_VERSION`] and flushes it: the commit point of an upgrade.
+pub(crate) fn set_format(meta: &sled::Tree) -> Result<()> {
+    meta.insert(K_FORMAT, &FORMAT_VERSION.to_be_bytes()[..])?;
+    meta.flush()?;
+    Ok(())
+}
+
+/// The cursor secret, created on first open.
+pub(crate) fn secret(meta: &sled::Tree) -> Result<[u8; 32]> {
     if let Some(v) = meta.get(K_SECRET)? {
         return v
             .as_ref()
@@ -120,6 +135,12 @@ pub(crate) fn load_tenants(meta: &sled::Tree) -> Result<HashMap<String, TenantIn
     for kv in meta.scan_prefix(P_TENANT) {
         let (_, v) = kv?;
         let t: TenantV1 = decode("tenant", &v)?;
+        if t.no > crate::store::keys::MAX_TENANT_NO {
+            return Err(Error::Corrupt(format!(
+                "tenant number {} out of range",
+                t.no
+            )));
+        }
         let tenant = Tenant {
             id: t.id.clone(),
             settings: TenantSettings {

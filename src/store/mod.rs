@@ -1,6 +1,6 @@
 //! The store: activities and their index entries in sled, tenants and keys beside them.
 //!
-//! Two sled trees. `log` holds every record, id entry and index entry of every tenant (layout in
+//! Two sled trees. `log3` holds every record, id entry and index entry of every tenant (layout in
 //! `keys` and `docs/key-format.md`); one append is one `apply_batch` on it, which sled makes atomic
 //! across a crash, so a record never exists without its index entries or the other way round.
 //! `meta` holds the format version, the cursor secret, tenants and API keys.
@@ -9,6 +9,7 @@ pub(crate) mod codec;
 mod commit;
 pub(crate) mod keys;
 mod meta;
+mod migrate;
 pub(crate) mod postings;
 mod verify;
 
@@ -61,6 +62,12 @@ pub enum FaultPoint {
     Open,
     ApplyBatch,
     Flush,
+    /// Before a query, count or facet reads the engine (inside the panic guard, so a hook
+    /// that panics stands for an engine that does).
+    Read,
+    /// Each step of upgrading an older on-disk format on open: every batch of copied keys,
+    /// the format marker, the removal of the old tree.
+    Migrate,
 }
 
 /// A test seam: called before every engine operation of a [`FaultPoint`]; returning `true` makes
@@ -90,7 +97,7 @@ impl Default for Options {
 }
 
 /// Fails with an injected I/O error if the hook says so.
-fn check_fault(hook: &Option<FaultHook>, point: FaultPoint) -> Result<()> {
+pub(crate) fn check_fault(hook: &Option<FaultHook>, point: FaultPoint) -> Result<()> {
     match hook {
         Some(h) if h(point) => Err(Error::Io(std::io::Error::other(format!(
             "injected fault at {point:?}"
@@ -149,19 +156,47 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Runs a sled call, turning a panic inside sled (it has some on damaged files) into an error.
+/// Runs a sled call, turning a panic inside sled (it has some on damaged files) into an error
+/// whose message is [`panic_summary`]'s: bounded, and free of the key and value bytes that
+/// sled's own panic messages print (one of them formats the whole tree).
 pub(crate) fn guard<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
-        Err(p) => {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(Error::EnginePanic(format!("{what}: {msg}")))
-        }
+        Err(p) => Err(Error::EnginePanic(format!(
+            "{what}: {}",
+            panic_summary(panic_text(p.as_ref()))
+        ))),
     }
+}
+
+/// The text of a panic payload, if it has one.
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic")
+}
+
+/// The most a [`panic_summary`] holds, in characters.
+pub(crate) const PANIC_SUMMARY_MAX: usize = 120;
+
+/// A panic message cut to what can be logged: the words before the first character that starts
+/// data (a bracket, brace, parenthesis, quote, `=` or a line break), at most
+/// [`PANIC_SUMMARY_MAX`] characters. sled's messages put their data after such a character
+/// (`fucked up tree traversal next_back(Excluded([0, 0, …])) on Tree: …`), so no key or value
+/// byte survives; the summary keeps what names the failure.
+pub(crate) fn panic_summary(message: &str) -> String {
+    let words = message
+        .split(['(', '[', '{', '<', '"', '\'', '=', '\n', '\r'])
+        .next()
+        .unwrap_or("")
+        .trim();
+    let mut out: String = words.chars().take(PANIC_SUMMARY_MAX).collect();
+    if out.len() < words.len() || words.len() < message.trim().len() {
+        out.push('…');
+    }
+    out
 }
 
 /// How long `open` waits for the directory's lock before it reports the store as in use.
@@ -239,13 +274,23 @@ impl Store {
         // directory without a database file may turn out to be a new store. (Read under the
         // directory lock, so no other process is creating the file meanwhile.)
         let had_data = std::fs::metadata(path.join("db")).is_ok_and(|m| m.len() > 0);
-        let (db, log, meta_tree) = guard("open", || {
+        let (db, meta_tree) = guard("open", || {
             let db = open_with_lock_retry(&config)?;
-            let log = db.open_tree("log")?;
             let meta_tree = db.open_tree("meta")?;
-            Ok((db, log, meta_tree))
+            Ok((db, meta_tree))
         })?;
-        let secret = guard("open", || meta::init(&meta_tree, had_data))?;
+        let log = guard("open", || match meta::format(&meta_tree, had_data)? {
+            meta::Format::New => {
+                let log = db.open_tree(migrate::LOG_TREE)?;
+                meta::set_format(&meta_tree)?;
+                Ok(log)
+            }
+            meta::Format::Current => migrate::open_current(&db),
+            meta::Format::Old(found) => migrate::upgrade(&db, found, &options.fault_hook, || {
+                meta::set_format(&meta_tree)
+            }),
+        })?;
+        let secret = guard("open", || meta::secret(&meta_tree))?;
         let tenants = guard("open", || meta::load_tenants(&meta_tree))?;
         let commit = commit::GroupCommit::default();
         Ok(Store {
@@ -270,6 +315,11 @@ impl Store {
     /// The durability this store was opened with.
     pub fn durability(&self) -> Durability {
         self.options.durability
+    }
+
+    /// Fails with an injected error if the test hook says so (see [`FaultHook`]).
+    pub(crate) fn check_fault(&self, point: FaultPoint) -> Result<()> {
+        check_fault(&self.options.fault_hook, point)
     }
 
     pub(crate) fn now(&self) -> DateTime<Utc> {
@@ -318,6 +368,12 @@ impl Store {
             .map(|t| t.no + 1)
             .max()
             .unwrap_or(1);
+        if no > keys::MAX_TENANT_NO {
+            return Err(Error::invalid(
+                "id",
+                format!("a store holds at most {} tenants", keys::MAX_TENANT_NO),
+            ));
+        }
         let tenant = Tenant {
             id: id.to_owned(),
             settings,
@@ -667,10 +723,7 @@ pub(crate) fn derived_keys(tenant: u32, a: &Activity) -> Vec<Vec<u8>> {
     };
     derived_prefixes(tenant, a)
         .into_iter()
-        .map(|mut k| {
-            k.extend_from_slice(&pos.encode());
-            k
-        })
+        .map(|k| keys::list_key(&k, pos))
         .collect()
 }
 
@@ -679,31 +732,28 @@ pub(crate) fn derived_keys(tenant: u32, a: &Activity) -> Vec<Vec<u8>> {
 pub(crate) fn derived_prefixes(tenant: u32, a: &Activity) -> Vec<Vec<u8>> {
     let mut out = Vec::with_capacity(8 + a.context.len());
     let mut add =
-        |kind: IndexKind, vals: &[&[u8]]| out.push(keys::index_value_prefix(tenant, kind, vals));
-    add(IndexKind::Action, &[a.action.as_bytes()]);
-    add(IndexKind::ResourceType, &[a.resource.kind.as_bytes()]);
+        |kind: IndexKind, vals: &[&str]| out.push(keys::index_value_prefix(tenant, kind, vals));
+    add(IndexKind::Action, &[&a.action]);
+    add(IndexKind::ResourceType, &[&a.resource.kind]);
     if let Some(id) = &a.resource.id {
-        add(
-            IndexKind::Resource,
-            &[a.resource.kind.as_bytes(), id.as_bytes()],
-        );
+        add(IndexKind::Resource, &[&a.resource.kind, id]);
     }
     if let Some(actor) = &a.actor {
-        add(IndexKind::ActorType, &[actor.kind.as_bytes()]);
+        add(IndexKind::ActorType, &[&actor.kind]);
         if let Some(id) = &actor.id {
-            add(IndexKind::Actor, &[actor.kind.as_bytes(), id.as_bytes()]);
+            add(IndexKind::Actor, &[&actor.kind, id]);
         }
         if let Some(name) = &actor.name {
-            add(IndexKind::ActorName, &[name.as_bytes()]);
+            add(IndexKind::ActorName, &[name]);
         }
     }
     if let Some(t) = &a.target {
         if let Some(id) = &t.id {
-            add(IndexKind::Target, &[t.kind.as_bytes(), id.as_bytes()]);
+            add(IndexKind::Target, &[&t.kind, id]);
         }
     }
     for (k, v) in &a.context {
-        add(IndexKind::Context, &[k.as_bytes(), v.as_bytes()]);
+        add(IndexKind::Context, &[k, v]);
     }
     out
 }
@@ -746,6 +796,31 @@ pub(crate) fn id_time_hint(id: Uuid) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// sled's reverse-iteration panic printed its whole tree, keys and values, into the log
+    /// (1.5 MB for two requests on a 3,000-row store): the summary keeps only its words.
+    #[test]
+    fn panic_summaries_hold_no_data() {
+        let tree = format!("{:?}", vec![255u8; 100_000]);
+        let sled_msg =
+            format!("fucked up tree traversal next_back(Excluded([0, 0, 1, 255])) on Tree: {tree}");
+        assert_eq!(
+            panic_summary(&sled_msg),
+            "fucked up tree traversal next_back…"
+        );
+        assert_eq!(
+            panic_summary("tried to serialize Uninitialized"),
+            "tried to serialize Uninitialized"
+        );
+        assert_eq!(panic_summary("key = \"secret\""), "key…");
+        let long = "word ".repeat(1_000);
+        assert!(panic_summary(&long).chars().count() <= PANIC_SUMMARY_MAX + 1);
+        let r: Result<()> = guard("query", || panic!("{sled_msg}"));
+        let Err(Error::EnginePanic(m)) = r else {
+            panic!("not an engine panic")
+        };
+        assert_eq!(m, "query: fucked up tree traversal next_back…");
+    }
 
     #[test]
     fn minted_ids_carry_their_time() {

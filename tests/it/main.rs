@@ -15,3 +15,4 @@ mod paging;
 mod profiles;
 mod server;
 mod store;
+mod upgrade;

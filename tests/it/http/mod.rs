@@ -1,6 +1,8 @@
 //! The HTTP API through the router (`app(state)` + `tower::ServiceExt::oneshot`).
 
 mod isolation;
+mod panics;
+mod reverse;
 mod routes;
 
 use std::collections::HashMap;

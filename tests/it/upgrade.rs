@@ -1,0 +1,237 @@
+//! Upgrading a real format 2 data directory (`tests/fixtures/format2`, written by the format 2
+//! build; `tests/fixtures/make-format2.py` says how) to format 3 on open: everything it held is
+//! served exactly as before, both ways, `verify` is clean, and an upgrade interrupted at any
+//! step (the process aborted, or a step failing) leaves a directory that the next open upgrades
+//! completely.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use actlog::*;
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format2");
+/// Set in the child's environment: the directory to open.
+const CHILD_DIR: &str = "ACTLOG_UPGRADE_CHILD_DIR";
+/// Set in the child's environment: abort the process at this upgrade step (1-based).
+const CHILD_ABORT_AT: &str = "ACTLOG_UPGRADE_ABORT_AT";
+
+/// A fresh copy of the fixture.
+fn fixture_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    copy_dir(Path::new(FIXTURE), &data);
+    (dir, data)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+fn actlog(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_actlog"))
+        .args(args)
+        .env("ACTLOG_DATA_DIR", data)
+        .env("ACTLOG_LOG", "info")
+        .output()
+        .unwrap()
+}
+
+fn expected(tenant: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/format2-{tenant}.ndjson",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// What a fully upgraded copy must serve: the format 2 build's own export of each tenant, byte
+/// for byte, oldest first and (reversed) newest first, and a clean `verify`.
+fn assert_complete(data: &Path) {
+    for tenant in ["acme", "beta"] {
+        let want = expected(tenant);
+        let out = actlog(data, &["export", "--tenant", tenant]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            want,
+            "{tenant} oldest first"
+        );
+        let out = actlog(data, &["export", "--tenant", tenant, "--order", "desc"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut lines: Vec<&str> = want.lines().collect();
+        lines.reverse();
+        let got = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            got.lines().collect::<Vec<_>>(),
+            lines,
+            "{tenant} newest first"
+        );
+    }
+    let out = actlog(data, &["verify"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("800 records"), "{text}");
+}
+
+#[test]
+fn format_2_directory_upgrades_on_open() {
+    let (_dir, data) = fixture_copy();
+    // The first open upgrades, and says so on stderr.
+    let out = actlog(&data, &["tenants", "list"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("upgrading the data directory"), "{stderr}");
+    assert!(stderr.contains("upgrade complete"), "{stderr}");
+    let tenants = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        tenants.contains(r#""id":"acme","timezone":"Europe/Ljubljana""#),
+        "{tenants}"
+    );
+    assert_complete(&data);
+    // Later opens find format 3 and do nothing more.
+    let out = actlog(&data, &["tenants", "list"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("upgrading"));
+    // The library reads it too, records whole: a caller's 0xFF-laden id by `get`.
+    let store = Store::open(&data, Options::default()).unwrap();
+    let id = uuid::Uuid::parse_str("00010000-ffff-4fff-bfff-ffffffffffff").unwrap();
+    let a = store.get("acme", id).unwrap().unwrap();
+    assert_eq!(a.action, "invoice.sent");
+    assert_eq!(a.context.len(), 3);
+}
+
+/// The child's body: opens the directory with a hook that aborts the process (no destructor,
+/// no flush: what kill -9 leaves) at the N-th upgrade step. Without the variables it does nothing.
+#[test]
+fn upgrade_child_process() {
+    let (Ok(dir), Ok(at)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_ABORT_AT)) else {
+        return;
+    };
+    let at: usize = at.parse().unwrap();
+    let steps = Arc::new(AtomicUsize::new(0));
+    let hook: FaultHook = Arc::new(move |p| {
+        if p == FaultPoint::Migrate && steps.fetch_add(1, Ordering::SeqCst) + 1 == at {
+            std::process::abort();
+        }
+        false
+    });
+    let store = Store::open(
+        &dir,
+        Options {
+            fault_hook: Some(hook),
+            ..Options::default()
+        },
+    );
+    assert!(store.is_ok(), "{:?}", store.err());
+}
+
+#[test]
+fn upgrade_aborted_at_every_step_completes_on_next_open() {
+    let exe = std::env::current_exe().unwrap();
+    let mut aborted = 0;
+    for at in 1..=8 {
+        let (_dir, data) = fixture_copy();
+        let status = Command::new(&exe)
+            .args([
+                "--exact",
+                "upgrade::upgrade_child_process",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR, &data)
+            .env(CHILD_ABORT_AT, at.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        if status.success() {
+            // Fewer steps than `at`: the upgrade ran to the end.
+            assert_complete(&data);
+            break;
+        }
+        aborted += 1;
+        assert_complete(&data);
+    }
+    // The fixture's upgrade has at least: copy batches, the last batch, the marker, the drop.
+    assert!(aborted >= 4, "only {aborted} steps");
+}
+
+#[test]
+fn upgrade_failing_at_every_step_keeps_the_old_format_until_done() {
+    for at in 1..=8 {
+        let (_dir, data) = fixture_copy();
+        let steps = Arc::new(AtomicUsize::new(0));
+        let s = steps.clone();
+        let hook: FaultHook = Arc::new(move |p| {
+            p == FaultPoint::Migrate && s.fetch_add(1, Ordering::SeqCst) + 1 == at
+        });
+        let r = Store::open(
+            &data,
+            Options {
+                fault_hook: Some(hook),
+                ..Options::default()
+            },
+        );
+        let failed = r.is_err();
+        drop(r);
+        assert_complete(&data);
+        if !failed {
+            assert!(at > 4, "the upgrade has at least four steps");
+            break;
+        }
+    }
+}
+
+/// The format marker, read behind the store's back.
+fn marker(data: &Path) -> (u32, bool) {
+    let db = sled::open(data).unwrap();
+    let meta = db.open_tree("meta").unwrap();
+    let b: [u8; 4] = meta
+        .get("format")
+        .unwrap()
+        .unwrap()
+        .as_ref()
+        .try_into()
+        .unwrap();
+    let has_old = db.tree_names().iter().any(|n| n.as_ref() == b"log");
+    (u32::from_be_bytes(b), has_old)
+}
+
+/// Format 1 (one key per index entry) is format 2 with lists of one: the same upgrade applies.
+/// After it the marker says 3 and the old tree is gone, so no older build opens the directory.
+#[test]
+fn format_1_marker_upgrades_too() {
+    let (_dir, data) = fixture_copy();
+    assert_eq!(marker(&data), (2, true));
+    {
+        let db = sled::open(&data).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert("format", &1u32.to_be_bytes()[..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    drop(Store::open(&data, Options::default()).unwrap());
+    assert_eq!(marker(&data), (3, false));
+    assert_complete(&data);
+}
