@@ -21,6 +21,9 @@ pub const MAX_JSON_LEN: usize = 64 * 1024;
 pub const MAX_BATCH: usize = 1000;
 /// Longest tenant id.
 pub const MAX_TENANT_ID_LEN: usize = 64;
+/// Longest retention a tenant may set, in days (about a hundred years). The cutoff is built in
+/// i64 microseconds, which would overflow from about 106.8 million days.
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
 
 /// The thing acted upon, or the target of an action.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -154,11 +157,16 @@ pub fn validate_tenant_id(id: &str) -> Result<()> {
     }
 }
 
-/// Checks settings: a known IANA zone and a positive retention.
+/// Checks settings: a known IANA zone and a retention of 1–[`MAX_RETENTION_DAYS`] days.
 pub fn validate_settings(s: &TenantSettings) -> Result<()> {
     parse_timezone(&s.timezone)?;
-    if s.retention_days == Some(0) {
-        return Err(Error::invalid("retention_days", "must be at least 1"));
+    if let Some(days) = s.retention_days {
+        if !(1..=MAX_RETENTION_DAYS).contains(&days) {
+            return Err(Error::invalid(
+                "retention_days",
+                format!("must be between 1 and {MAX_RETENTION_DAYS} days"),
+            ));
+        }
     }
     Ok(())
 }
@@ -335,6 +343,21 @@ mod tests {
         assert!(
             matches!(a.validate(""), Err(Error::InvalidArgument { field, .. }) if field == "metadata")
         );
+    }
+
+    #[test]
+    fn retention_is_bounded() {
+        let with = |d| TenantSettings {
+            retention_days: Some(d),
+            ..Default::default()
+        };
+        assert!(validate_settings(&with(1)).is_ok());
+        assert!(validate_settings(&with(MAX_RETENTION_DAYS)).is_ok());
+        for bad in [0, MAX_RETENTION_DAYS + 1, u32::MAX] {
+            assert!(
+                matches!(validate_settings(&with(bad)), Err(Error::InvalidArgument { field, .. }) if field == "retention_days")
+            );
+        }
     }
 
     #[test]

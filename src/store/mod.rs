@@ -572,9 +572,12 @@ impl Store {
                 continue;
             };
             let info = self.tenant_info(&t.id)?;
-            let cutoff = now
-                .timestamp_micros()
-                .saturating_sub(i64::from(days) * 86_400_000_000);
+            // A retention too long to express (settings are bounded, but a store written before
+            // the bound may hold any u32) keeps everything; it never wraps to a later cutoff.
+            let Some(cutoff) = retention_cutoff(now.timestamp_micros(), days) else {
+                tracing::warn!(tenant = %t.id, days, "retention too long to apply; nothing purged");
+                continue;
+            };
             loop {
                 let _w = self.writer.lock();
                 let prefix = keys::record_prefix(info.no);
@@ -618,6 +621,17 @@ impl Store {
     pub fn verify(&self) -> Result<VerifyReport> {
         verify::run(self)
     }
+}
+
+/// Microseconds per day.
+const DAY_US: i64 = 86_400_000_000;
+
+/// The instant before which a retention of `days` removes records at `now_us`, or `None` when it
+/// is not representable (the records are then all kept).
+fn retention_cutoff(now_us: i64, days: u32) -> Option<i64> {
+    i64::from(days)
+        .checked_mul(DAY_US)
+        .and_then(|span| now_us.checked_sub(span))
 }
 
 /// Two activities with the same id are "the same" when every field matches; when the second
@@ -746,6 +760,20 @@ pub(crate) fn id_time_hint(id: Uuid) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_cutoffs_never_wrap() {
+        let now = 1_700_000_000_000_000;
+        assert_eq!(retention_cutoff(now, 1), Some(now - DAY_US));
+        assert_eq!(
+            retention_cutoff(now, crate::model::MAX_RETENTION_DAYS),
+            Some(now - 36_500 * DAY_US)
+        );
+        // 999,999,999 days is past i64 microseconds: the old code wrapped to a future cutoff.
+        assert_eq!(retention_cutoff(now, 999_999_999), None);
+        assert_eq!(retention_cutoff(now, u32::MAX), None);
+        assert_eq!(retention_cutoff(i64::MIN + DAY_US - 1, 1), None);
+    }
 
     #[test]
     fn minted_ids_carry_their_time() {

@@ -488,6 +488,12 @@ fn table(cursor_a: &str, cursor_b: &str) -> Vec<Case> {
         case("tenant retention negative", Method::PATCH, "/v1/tenants/a")
             .key(Key::Admin)
             .json(json!({"retention_days": -1})),
+        case("tenant retention 999,999,999 days", Method::PATCH, "/v1/tenants/a")
+            .key(Key::Admin)
+            .json(json!({"retention_days": 999_999_999})),
+        case("tenant created with retention 36,501 days", Method::POST, "/v1/tenants")
+            .key(Key::Admin)
+            .json(json!({"id": "longer", "retention_days": 36_501})),
         case("existing tenant again", Method::POST, "/v1/tenants")
             .key(Key::Admin)
             .json(json!({"id": "a"})),
