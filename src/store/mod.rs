@@ -504,8 +504,18 @@ impl Store {
                 Some(self.apply("append", sled_batch)?)
             }
         };
-        if let (Some(seq), Durability::Sync) = (seq, self.options.durability) {
-            self.wait_flushed(seq)?;
+        if self.options.durability == Durability::Sync {
+            // A request that wrote nothing (an idempotent replay) found records that an earlier
+            // write applied; that write's flush may have failed, so the replay waits for a flush
+            // covering every write so far, as the original should have. (0: nothing was written
+            // through this handle, so what it read was recovered from disk.)
+            match seq {
+                Some(seq) => self.wait_flushed(seq)?,
+                None => match self.commit.written() {
+                    0 => {}
+                    all => self.wait_flushed(all)?,
+                },
+            }
         }
         Ok(out)
     }

@@ -154,3 +154,74 @@ fn a_failed_open_can_be_retried() {
     let store = Store::open(dir.path(), Options::default()).unwrap();
     assert_eq!(store.tenants().len(), 1);
 }
+
+/// Regression: an idempotent replay (every activity of the request already stored) was
+/// acknowledged at once. After an append whose flush failed, the client's retry found the
+/// records (applied to sled, not yet on disk) and got `created: false` although no flush had
+/// covered them: a crash then would have lost an acknowledged write. In `Sync` durability a
+/// replay now waits for a flush that covers every write made before it, like a new append.
+#[test]
+fn a_replay_after_a_failed_flush_waits_for_a_flush() {
+    use std::sync::atomic::AtomicBool;
+    let dir = tempfile::tempdir().unwrap();
+    Store::open(dir.path(), Options::default())
+        .unwrap()
+        .create_tenant("a", TenantSettings::default())
+        .unwrap();
+    let failing = Arc::new(AtomicBool::new(false));
+    let flushed = Arc::new(AtomicUsize::new(0));
+    let (f, n) = (failing.clone(), flushed.clone());
+    let hook: FaultHook = Arc::new(move |point| {
+        if point != FaultPoint::Flush {
+            return false;
+        }
+        if f.load(Ordering::SeqCst) {
+            return true;
+        }
+        n.fetch_add(1, Ordering::SeqCst);
+        false
+    });
+    let store = Store::open(
+        dir.path(),
+        Options {
+            fault_hook: Some(hook),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut one = batch("replay", 1).remove(0);
+    one.id = Some(uuid::Uuid::new_v4());
+    let mut many = batch("replay-batch", 5);
+    for a in &mut many {
+        a.id = Some(uuid::Uuid::new_v4());
+    }
+
+    failing.store(true, Ordering::SeqCst);
+    assert!(matches!(store.append("a", one.clone()), Err(Error::Io(_))));
+    assert!(matches!(
+        store.append_batch("a", many.clone()),
+        Err(Error::Io(_))
+    ));
+    // While every flush fails, a replay must not be acknowledged either.
+    let replay = store.append("a", one.clone());
+    assert!(matches!(replay, Err(Error::Io(_))), "{replay:?}");
+    let replay = store.append_batch("a", many.clone());
+    assert!(matches!(replay, Err(Error::Io(_))), "{replay:?}");
+
+    // Once a flush succeeds, the replay is acknowledged, and only after it.
+    failing.store(false, Ordering::SeqCst);
+    let before = flushed.load(Ordering::SeqCst);
+    let r = store.append("a", one.clone()).unwrap();
+    assert!(!r.created);
+    assert!(
+        flushed.load(Ordering::SeqCst) > before,
+        "the replay was acknowledged without a flush"
+    );
+    let r = store.append_batch("a", many).unwrap();
+    assert!(r.iter().all(|a| !a.created));
+    drop(store);
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(count_tag(&store, "replay"), 1);
+    assert_eq!(count_tag(&store, "replay-batch"), 5);
+    assert!(store.verify().unwrap().is_ok());
+}
