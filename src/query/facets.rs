@@ -70,7 +70,7 @@ impl Store {
     /// Distinct values of a field with their counts, most frequent first, ties by value.
     pub fn facets(&self, tenant: &str, req: &FacetRequest) -> Result<Vec<FacetValue>> {
         // Like `query`: a panic inside sled becomes `Error::EnginePanic`.
-        crate::store::guard("facets", || self.facets_inner(tenant, req))
+        self.read_guard("facets", || self.facets_inner(tenant, req))
     }
 
     fn facets_inner(&self, tenant: &str, req: &FacetRequest) -> Result<Vec<FacetValue>> {

@@ -6,6 +6,8 @@ mod facets;
 mod filter;
 mod plan;
 
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
@@ -265,7 +267,7 @@ impl Store {
     pub fn query(&self, tenant: &str, q: &Query) -> Result<Page> {
         // A panic inside sled (damaged files; a reverse-iteration bug, see ARCHITECTURE.md)
         // becomes `Error::EnginePanic` here instead of unwinding into the caller.
-        crate::store::guard("query", || self.query_inner(tenant, q))
+        self.read_guard("query", || self.query_inner(tenant, q))
     }
 
     fn query_inner(&self, tenant: &str, q: &Query) -> Result<Page> {
@@ -337,21 +339,39 @@ impl Store {
     pub fn count(&self, tenant: &str, filter: &Filter) -> Result<u64> {
         filter.validate()?;
         let info = self.tenant_info(tenant)?;
-        crate::store::guard("count", || {
+        self.read_guard("count", || {
             plan::Plan::new(self, &info, filter)?.count(self)
         })
     }
 
     /// Calls `f` with every match in order until it returns `Ok(false)`, in constant memory.
+    ///
+    /// A panic inside the engine becomes `Error::EnginePanic`, as in `query`; a panic in `f` is
+    /// the caller's own and continues to unwind from here.
     pub fn scan(
         &self,
         tenant: &str,
         filter: &Filter,
         order: Order,
-        f: impl FnMut(Activity) -> Result<bool>,
+        mut f: impl FnMut(Activity) -> Result<bool>,
     ) -> Result<()> {
         filter.validate()?;
         let info = self.tenant_info(tenant)?;
-        plan::Plan::new(self, &info, filter)?.run(self, order, None, f)
+        let mut caller_panic = None;
+        let result = self.read_guard("scan", || {
+            plan::Plan::new(self, &info, filter)?.run(self, order, None, |a| {
+                match catch_unwind(AssertUnwindSafe(|| f(a))) {
+                    Ok(r) => r,
+                    Err(p) => {
+                        caller_panic = Some(p);
+                        Ok(false)
+                    }
+                }
+            })
+        });
+        if let Some(p) = caller_panic {
+            resume_unwind(p);
+        }
+        result
     }
 }

@@ -61,6 +61,10 @@ pub enum FaultPoint {
     Open,
     ApplyBatch,
     Flush,
+    /// Before a read entry point (`get`, `query`, `count`, `scan`, `facets`, `purge_expired`,
+    /// `verify`, API key lookups) first touches the engine. A hook that panics here stands in
+    /// for a panic inside sled, which the store reports as [`Error::EnginePanic`].
+    Read,
 }
 
 /// A test seam: called before every engine operation of a [`FaultPoint`]; returning `true` makes
@@ -289,6 +293,14 @@ impl Store {
         })
     }
 
+    /// Runs a read entry point under [`guard`], after the [`FaultPoint::Read`] hook.
+    pub(crate) fn read_guard<T>(&self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        guard(what, || {
+            check_fault(&self.options.fault_hook, FaultPoint::Read)?;
+            f()
+        })
+    }
+
     /// The one place where data reaches the `log` tree.
     fn apply(&self, what: &str, batch: sled::Batch) -> Result<u64> {
         check_fault(&self.options.fault_hook, FaultPoint::ApplyBatch)?;
@@ -390,12 +402,12 @@ impl Store {
 
     /// One API key record by its public id.
     pub fn api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>> {
-        meta::get_api_key(&self.meta, key_id)
+        self.read_guard("api key", || meta::get_api_key(&self.meta, key_id))
     }
 
     /// Every API key record (revoked ones included).
     pub fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
-        meta::list_api_keys(&self.meta)
+        self.read_guard("api keys", || meta::list_api_keys(&self.meta))
     }
 
     /// Marks a key revoked. Returns false if there is no such key.
@@ -477,7 +489,7 @@ impl Store {
                     });
                     continue;
                 }
-                if let Some(existing) = self.get_by_no(info.no, id)? {
+                if let Some(existing) = guard("append", || self.get_by_no(info.no, id))? {
                     if !same_content(&existing, &activity, supplied_time) {
                         return Err(Error::Conflict { id });
                     }
@@ -525,7 +537,7 @@ impl Store {
     /// One activity by id, or `None`.
     pub fn get(&self, tenant: &str, id: Uuid) -> Result<Option<Activity>> {
         let info = self.tenant_info(tenant)?;
-        self.get_by_no(info.no, id)
+        self.read_guard("get", || self.get_by_no(info.no, id))
     }
 
     /// Where a record lives: its time comes from the id itself when the id was minted for it
@@ -576,6 +588,10 @@ impl Store {
     /// Removes every activity older than its tenant's `retention_days` at `now`, each record
     /// together with its index entries. Returns how many were removed.
     pub fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64> {
+        self.read_guard("purge", || self.purge_inner(now))
+    }
+
+    fn purge_inner(&self, now: DateTime<Utc>) -> Result<u64> {
         let mut removed = 0u64;
         for t in self.tenants() {
             let Some(days) = t.settings.retention_days else {

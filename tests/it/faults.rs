@@ -225,3 +225,91 @@ fn a_replay_after_a_failed_flush_waits_for_a_flush() {
     assert_eq!(count_tag(&store, "replay-batch"), 5);
     assert!(store.verify().unwrap().is_ok());
 }
+
+/// Regression: `Store::scan` ran outside `store::guard` (as did `get`, `purge_expired` and the
+/// API key lookups), so a panic inside sled during it (sled 0.34 has some on damaged files and
+/// one on reverse iteration) unwound into the caller instead of becoming
+/// `Error::EnginePanic` as in `query`. A hook that panics at `FaultPoint::Read` stands in for
+/// sled: every read entry point must turn it into an error. A panic in the caller's own scan
+/// callback is not the engine's and still reaches the caller.
+#[test]
+fn a_panic_in_the_engine_during_a_read_is_an_error() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::atomic::AtomicBool;
+    let dir = tempfile::tempdir().unwrap();
+    let armed = Arc::new(AtomicBool::new(false));
+    let a = armed.clone();
+    let hook: FaultHook = Arc::new(move |point| {
+        if point == FaultPoint::Read && a.load(Ordering::SeqCst) {
+            panic!("simulated engine panic");
+        }
+        false
+    });
+    let store = Store::open(
+        dir.path(),
+        Options {
+            durability: Durability::Relaxed,
+            fault_hook: Some(hook),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    store
+        .create_tenant(
+            "a",
+            TenantSettings {
+                retention_days: Some(1),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let ack = store.append("a", batch("read", 1).remove(0)).unwrap();
+    armed.store(true, Ordering::SeqCst);
+    let facet = FacetRequest {
+        field: FacetField::Action,
+        prefix: None,
+        since: None,
+        until: None,
+        limit: 10,
+    };
+    type Call<'a> = Box<dyn Fn() -> Result<()> + 'a>;
+    let calls: Vec<(&str, Call)> = vec![
+        (
+            "scan",
+            Box::new(|| store.scan("a", &Filter::default(), Order::Desc, |_| Ok(true))),
+        ),
+        ("get", Box::new(|| store.get("a", ack.id).map(drop))),
+        (
+            "query",
+            Box::new(|| store.query("a", &Query::default()).map(drop)),
+        ),
+        (
+            "count",
+            Box::new(|| store.count("a", &Filter::default()).map(drop)),
+        ),
+        ("facets", Box::new(|| store.facets("a", &facet).map(drop))),
+        (
+            "purge_expired",
+            Box::new(|| store.purge_expired(chrono::Utc::now()).map(drop)),
+        ),
+        ("verify", Box::new(|| store.verify().map(drop))),
+        ("api_key", Box::new(|| store.api_key("0123").map(drop))),
+        ("api_keys", Box::new(|| store.api_keys().map(drop))),
+    ];
+    for (name, call) in calls {
+        match catch_unwind(AssertUnwindSafe(call)) {
+            Ok(Err(Error::EnginePanic(m))) => assert!(m.contains("simulated"), "{name}: {m}"),
+            Ok(other) => panic!("{name}: {other:?}"),
+            Err(_) => panic!("{name}: the engine's panic reached the caller"),
+        }
+    }
+    armed.store(false, Ordering::SeqCst);
+    let mine = catch_unwind(AssertUnwindSafe(|| {
+        store.scan("a", &Filter::default(), Order::Asc, |_| {
+            panic!("the caller's own")
+        })
+    }));
+    let payload = mine.expect_err("a panic in the callback reaches the caller");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"the caller's own"));
+    assert_eq!(store.count("a", &Filter::default()).unwrap(), 1);
+}
