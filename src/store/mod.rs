@@ -391,10 +391,23 @@ impl Store {
 
     // ---- API keys ----------------------------------------------------------------------------
 
-    /// Stores an API key record (the caller hashes the secret).
+    /// Stores an API key record (the caller hashes the secret). The admin scope and the absence
+    /// of a tenant go together: an admin key names no tenant, every other key names one.
     pub fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
-        if let Some(t) = &key.tenant {
-            self.tenant_info(t)?;
+        match (&key.tenant, key.scope) {
+            (None, Scope::Admin) => {}
+            (Some(t), scope) if scope != Scope::Admin => {
+                self.tenant_info(t)?;
+            }
+            (Some(_), _) => {
+                return Err(Error::invalid("tenant", "an admin key names no tenant"));
+            }
+            (None, _) => {
+                return Err(Error::invalid(
+                    "tenant",
+                    "a read, write or read_write key belongs to one tenant",
+                ));
+            }
         }
         meta::put_api_key(&self.meta, key)?;
         self.flush()

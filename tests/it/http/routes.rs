@@ -1116,3 +1116,33 @@ async fn facet_counts_agree_with_query_totals() {
         }
     }
 }
+
+/// Regression: a key record's *tenant* decided admin rights: any key without a tenant could
+/// pick every tenant by header, whatever its scope. Rights now follow the scope: the store
+/// refuses key records whose scope and tenant disagree (the HTTP layer refuses such a record
+/// too, should one exist: `http::auth` unit tests).
+#[tokio::test]
+async fn a_key_record_must_match_its_scope() {
+    let e = env();
+    let now = chrono::Utc::now();
+    for (tenant, scope) in [
+        (None, actlog::Scope::Read),
+        (None, actlog::Scope::Write),
+        (None, actlog::Scope::ReadWrite),
+        (Some("a".to_owned()), actlog::Scope::Admin),
+    ] {
+        let k = actlog::http::auth::issue_key(tenant.clone(), scope, now);
+        let err = e.store.put_api_key(&k.record).unwrap_err();
+        assert!(
+            matches!(&err, actlog::Error::InvalidArgument { .. }),
+            "{tenant:?} {scope:?}: {err}"
+        );
+        assert!(e.store.api_key(&k.record.key_id).unwrap().is_none());
+        let r = call(Method::GET, "/v1/activities")
+            .key(&k.token)
+            .header("x-tenant-id", "b")
+            .send(&e.app)
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+    }
+}
