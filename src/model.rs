@@ -198,11 +198,30 @@ fn check_len(field: &str, value: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
+/// Names and ids are single-line text: a control character (U+0000–U+001F, U+007F) in one is
+/// refused, so no stored name can carry a NUL, a line break or a terminal escape into a log
+/// viewer, a CSV cell or a client's UI.
+fn check_printable(field: &str, value: &str) -> Result<()> {
+    match value.chars().position(|c| c.is_ascii_control()) {
+        Some(at) => Err(Error::invalid(
+            field,
+            format!("contains a control character (at character {at})"),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn check_name(field: &str, value: &str) -> Result<()> {
     if value.is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
     }
-    check_len(field, value, MAX_NAME_LEN)
+    check_len(field, value, MAX_NAME_LEN)?;
+    check_printable(field, value)
+}
+
+fn check_label(field: &str, value: &str) -> Result<()> {
+    check_len(field, value, MAX_LABEL_LEN)?;
+    check_printable(field, value)
 }
 
 fn check_object(field: &str, v: &serde_json::Value) -> Result<()> {
@@ -235,10 +254,10 @@ impl NewActivity {
                 check_name(&f("actor.id"), id)?;
             }
             if let Some(n) = &a.name {
-                check_len(&f("actor.name"), n, MAX_LABEL_LEN)?;
+                check_label(&f("actor.name"), n)?;
             }
             if let Some(e) = &a.email {
-                check_len(&f("actor.email"), e, MAX_LABEL_LEN)?;
+                check_label(&f("actor.email"), e)?;
             }
         }
         if let Some(t) = &self.target {
@@ -343,6 +362,57 @@ mod tests {
         assert!(
             matches!(a.validate(""), Err(Error::InvalidArgument { field, .. }) if field == "metadata")
         );
+    }
+
+    /// Names and ids refuse control characters and name the field; free text keeps them.
+    #[test]
+    fn control_characters_in_names_are_refused() {
+        let ok = || NewActivity {
+            action: "a".into(),
+            resource: ObjectRef {
+                kind: "T".into(),
+                id: None,
+            },
+            ..Default::default()
+        };
+        for bad in ["\0", "a\nb", "\t", "\u{1f}", "\u{7f}", "x\r"] {
+            type Set<'a> = Box<dyn Fn(&mut NewActivity) + 'a>;
+            let cases: Vec<(&str, Set)> = vec![
+                ("action", Box::new(|a| a.action = bad.into())),
+                ("resource.type", Box::new(|a| a.resource.kind = bad.into())),
+                (
+                    "resource.id",
+                    Box::new(|a| a.resource.id = Some(bad.into())),
+                ),
+                (
+                    "actor.name",
+                    Box::new(|a| {
+                        a.actor = Some(Actor {
+                            kind: "u".into(),
+                            name: Some(bad.into()),
+                            ..Default::default()
+                        })
+                    }),
+                ),
+                (
+                    "context",
+                    Box::new(|a| a.context = vec![(bad.into(), "v".into())]),
+                ),
+            ];
+            for (field, set) in cases {
+                let mut a = ok();
+                set(&mut a);
+                match a.validate("") {
+                    Err(Error::InvalidArgument { field: f, .. }) => assert_eq!(f, field, "{bad:?}"),
+                    other => panic!("{field} {bad:?}: {other:?}"),
+                }
+            }
+        }
+        let mut a = ok();
+        a.action = "invoice.sent ü €".into();
+        a.summary = Some("two\nlines\tand a tab".into());
+        a.context = vec![("note".into(), "a\nb".into())];
+        a.validate("").unwrap();
     }
 
     #[test]

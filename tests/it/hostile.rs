@@ -283,6 +283,38 @@ fn table(cursor_a: &str, cursor_b: &str) -> Vec<Case> {
         ),
         post("created_at float", with("created_at", json!(1.5))),
         post("created_at object", with("created_at", json!({"t": 1}))),
+        // ---- control characters in names (issue 11) ----------------------------------------
+        post("action with an escaped NUL", with("action", json!("a\u{0}b"))),
+        post("action with a newline", with("action", json!("invoice\nsent"))),
+        post("action with DEL", with("action", json!("a\u{7f}"))),
+        post(
+            "resource type with a tab",
+            with("resource", json!({"type": "T\t"})),
+        ),
+        post(
+            "resource id with an escape sequence",
+            with("resource", json!({"type": "T", "id": "\u{1b}[31mred"})),
+        ),
+        post(
+            "actor id with a CR",
+            with("actor", json!({"type": "user", "id": "u1\r"})),
+        ),
+        post(
+            "actor name with a NUL",
+            with("actor", json!({"type": "user", "name": "Ana\u{0}"})),
+        ),
+        post(
+            "target type with U+001F",
+            with("target", json!({"type": "C\u{1f}", "id": "x"})),
+        ),
+        post(
+            "context key with a newline",
+            with("context", json!({"k\n": "v"})),
+        ),
+        post(
+            "batch whose second action has a NUL",
+            json!({"activities": [ok_activity(), with("action", json!("\u{0}"))]}),
+        ),
         // ---- batches --------------------------------------------------------------------------
         post("empty batch", json!({"activities": []})),
         post("batch not an array", json!({"activities": {"a": 1}})),
