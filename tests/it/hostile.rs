@@ -417,6 +417,38 @@ fn table(cursor_a: &str, cursor_b: &str) -> Vec<Case> {
             "q context with empty key",
             &format!("q={}", enc(r#"{"context.":"x"}"#)),
         ),
+        // ---- query strings that are not UTF-8 (issue 11) ------------------------------------
+        get("action not UTF-8", "action=%FF"),
+        get("actor_name overlong UTF-8", "actor_name=%C0%AF"),
+        get("resource_id lone continuation byte", "resource_id=%80"),
+        get("q not UTF-8", "q=%FF"),
+        get("since not UTF-8", "since=2024-01-01%FF"),
+        get("parameter name not UTF-8", "%FF=1"),
+        case(
+            "facets prefix not UTF-8",
+            Method::GET,
+            "/v1/activities/facets?field=action&prefix=%FF",
+        ),
+        case(
+            "export action not UTF-8",
+            Method::GET,
+            "/v1/activities/export?action=%FF",
+        ),
+        case(
+            "Space Invoices resource_type not UTF-8",
+            Method::GET,
+            "/compat/spaceinvoices/activities?resource_type=%FF",
+        ),
+        case(
+            "Sequence entity id not UTF-8",
+            Method::GET,
+            "/compat/sequence/activity-logs?activityLogObjectEntityId=%FF",
+        ),
+        case(
+            "subscriptions action not UTF-8",
+            Method::GET,
+            "/compat/subscriptions/api/activity-logs?start_date=2024-01-01&end_date=2024-01-31&action=%FF",
+        ),
         // ---- the query body ---------------------------------------------------------------
         case("query body not JSON", Method::POST, "/v1/activities/query")
             .raw("application/json", "{{"),
