@@ -201,7 +201,15 @@ pub fn query_from_params(pairs: &[(String, String)], tz: chrono_tz::Tz) -> Resul
             return Err(unknown_param(name));
         }
     }
+    check_window(&q.filter, tz)?;
     Ok(q)
+}
+
+/// A 400 when the filter's time window is empty by construction: `since` not before `until`
+/// (field `since`), or `q`'s `created_at` conditions leaving no instant (field `q.created_at`).
+/// Such a query can only ever answer an empty list, so it is a mistake worth reporting.
+pub fn check_window(filter: &Filter, tz: chrono_tz::Tz) -> Result<(), ApiError> {
+    Ok(filter.validate_window(tz, "q.created_at")?)
 }
 
 /// A list request from a JSON object (the body of `POST /v1/activities/query`).
@@ -220,6 +228,7 @@ pub fn query_from_json(body: &Value, tz: chrono_tz::Tz) -> Result<Query, ApiErro
             return Err(unknown_param(name));
         }
     }
+    check_window(&q.filter, tz)?;
     Ok(q)
 }
 

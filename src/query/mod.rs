@@ -222,6 +222,28 @@ impl Filter {
         }
         Ok(())
     }
+
+    /// Checks that the time window the filter allows is not empty by construction: `since` must
+    /// be before `until` (a date `until` includes its whole day, read in `tz`), and the
+    /// `created_at` conditions must leave some instant. The error names `since`, or
+    /// `conditions_field` (the caller's name for the conditions, such as `q.created_at`).
+    pub fn validate_window(&self, tz: chrono_tz::Tz, conditions_field: &str) -> Result<()> {
+        let bounds = Filter {
+            since: self.since,
+            until: self.until,
+            ..Filter::default()
+        };
+        if filter::window(&bounds, tz).is_empty() {
+            return Err(Error::invalid("since", "must be before until"));
+        }
+        if filter::window(self, tz).is_empty() {
+            return Err(Error::invalid(
+                conditions_field,
+                "the created_at conditions (with since and until) leave no instant",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A query: filters, order, page size and position.
