@@ -19,6 +19,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -31,9 +32,13 @@ use common::Failure;
 
 /// Every profile's routes, mounted by `http::app` beside API v1 (paths from API.md "Profiles").
 pub(crate) fn router() -> Router<AppState> {
+    let sequence_counts = Arc::new(sequence::CountCache::default());
     Router::new()
         .route("/compat/spaceinvoices/activities", get(spaceinvoices_list))
-        .route("/compat/sequence/activity-logs", get(sequence_list))
+        .route(
+            "/compat/sequence/activity-logs",
+            get(sequence_list).layer(Extension(sequence_counts)),
+        )
         .route(
             "/compat/subscriptions/api/activity-logs",
             get(subscriptions_list).post(subscriptions_create),
@@ -168,6 +173,7 @@ async fn spaceinvoices_list(
 
 async fn sequence_list(
     State(state): State<AppState>,
+    Extension(counts): Extension<Arc<sequence::CountCache>>,
     headers: HeaderMap,
     Params(pairs): Params,
 ) -> Response {
@@ -187,7 +193,7 @@ async fn sequence_list(
     };
     let tenant = auth.tenant;
     match run(&state, move |s| {
-        sequence::list(s, &tenant, &pairs, version.as_deref())
+        sequence::list(s, &tenant, &pairs, version.as_deref(), &counts)
     })
     .await
     {

@@ -73,6 +73,16 @@ impl Store {
         self.read_guard("facets", || self.facets_inner(tenant, req))
     }
 
+    /// Whether any activity of the tenant carries the context key `key`: one seek.
+    pub(crate) fn has_context_key(&self, tenant: &str, key: &str) -> Result<bool> {
+        let info = self.tenant_info(tenant)?;
+        let mut prefix = keys::index_kind_prefix(info.no, IndexKind::Context);
+        keys::push_escaped(&mut prefix, key.as_bytes());
+        self.read_guard("facets", || {
+            Ok(self.log.scan_prefix(&prefix).next().transpose()?.is_some())
+        })
+    }
+
     fn facets_inner(&self, tenant: &str, req: &FacetRequest) -> Result<Vec<FacetValue>> {
         let info = self.tenant_info(tenant)?;
         let window = filter::window(

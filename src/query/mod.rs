@@ -292,6 +292,31 @@ impl Store {
         self.read_guard("query", || self.query_inner(tenant, q))
     }
 
+    /// The cursor a page of `filter` in `order` hands out to continue past `a`: in the query's
+    /// order when `forward` (a `next_cursor`), else back before it (a `prev_cursor`). For
+    /// callers that cut pages of their own from store pages (the Sequence profile), so they
+    /// need not re-read a page to obtain a cursor at their cut.
+    pub(crate) fn cursor_at(
+        &self,
+        tenant: &str,
+        filter: &Filter,
+        order: Order,
+        forward: bool,
+        a: &Activity,
+    ) -> String {
+        let pos = Pos {
+            time: a.created_at.timestamp_micros(),
+            id: a.id,
+        };
+        cursor::encode(
+            &self.secret,
+            tenant,
+            cursor::fingerprint(filter, order),
+            forward,
+            pos,
+        )
+    }
+
     fn query_inner(&self, tenant: &str, q: &Query) -> Result<Page> {
         if q.limit == 0 || q.limit > MAX_LIMIT {
             return Err(Error::invalid(

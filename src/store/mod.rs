@@ -132,6 +132,9 @@ pub struct Store {
     /// Serializes the check-then-write of appends, retention and tenant creation.
     writer: Mutex<()>,
     commit: commit::GroupCommit,
+    /// Per tenant number: bumped by every write that changes the tenant's activities (appends
+    /// that wrote something, purges that removed something), under `writer`.
+    generations: Mutex<HashMap<u32, u64>>,
     /// Held until the store is dropped; declared last so it is released last.
     _dir_lock: std::fs::File,
 }
@@ -262,6 +265,7 @@ impl Store {
             tenants: RwLock::new(tenants),
             writer: Mutex::new(()),
             commit,
+            generations: Mutex::new(HashMap::new()),
             _dir_lock: dir_lock,
         })
     }
@@ -299,6 +303,21 @@ impl Store {
             check_fault(&self.options.fault_hook, FaultPoint::Read)?;
             f()
         })
+    }
+
+    /// A number that changes whenever the tenant's activities do (appends that write, purges
+    /// that remove). Equal numbers at two moments mean no activity of the tenant was added or
+    /// removed in between, so an answer computed at the first still holds at the second.
+    pub(crate) fn generation(&self, tenant: &str) -> Result<u64> {
+        let no = self.tenant_info(tenant)?.no;
+        Ok(self.generations.lock().get(&no).copied().unwrap_or(0))
+    }
+
+    /// Called under `writer`, after a write to the tenant's activities was applied.
+    fn bump_generation(&self, tenant: u32) {
+        let mut g = self.generations.lock();
+        let n = g.entry(tenant).or_insert(0);
+        *n = n.wrapping_add(1);
     }
 
     /// The one place where data reaches the `log` tree.
@@ -526,7 +545,9 @@ impl Store {
                 None
             } else {
                 postings::insert_grouped(&mut sled_batch, postings);
-                Some(self.apply("append", sled_batch)?)
+                let seq = self.apply("append", sled_batch)?;
+                self.bump_generation(info.no);
+                Some(seq)
             }
         };
         if self.options.durability == Durability::Sync {
@@ -647,6 +668,7 @@ impl Store {
                 }
                 postings::remove_grouped(&self.log, &mut batch, gone)?;
                 self.apply("purge", batch)?;
+                self.bump_generation(info.no);
                 removed += n;
             }
         }
