@@ -465,6 +465,48 @@ mod tests {
         assert_eq!(field(&[("q", "{")]), "q");
     }
 
+    /// The ends of chrono's calendar, in every direction a date is widened (a date `until` to
+    /// the next day, `lte`/`gt` to a day's last microsecond) and in zones at both extreme
+    /// offsets: a 400 or a query, never an overflow panic.
+    #[test]
+    fn extreme_dates_are_checked_not_overflowed() {
+        let dates = [
+            "+262142-12-31",
+            "+262143-12-31",
+            "-262143-01-01",
+            "-262144-01-01",
+            "0000-01-01",
+            "9999-12-31",
+        ];
+        // chrono's first and last dates parse; one past either end does not.
+        let parsed: Vec<bool> = dates
+            .iter()
+            .map(|d| matches!(parse_time_bound("since", d), Ok(TimeBound::Date(_))))
+            .collect();
+        assert_eq!(parsed, [true, false, true, false, true, true]);
+        for tz in ["UTC", "Pacific/Kiritimati", "Etc/GMT+12"] {
+            let tz: chrono_tz::Tz = tz.parse().unwrap();
+            for d in dates {
+                for name in ["since", "until"] {
+                    let _ = query_from_params(&pairs(&[(name, d)]), tz);
+                }
+                let _ = query_from_params(&pairs(&[("since", d), ("until", d)]), tz);
+                for op in ["equals", "gt", "gte", "lt", "lte"] {
+                    let q = serde_json::json!({ "created_at": { op: d } });
+                    if let Ok(c) = parse_q(&q, tz) {
+                        let f = Filter {
+                            conditions: c,
+                            ..Filter::default()
+                        };
+                        let _ = check_window(&f, tz);
+                    }
+                }
+                let q = serde_json::json!({ "created_at": { "between": [d, d] } });
+                let _ = parse_q(&q, tz);
+            }
+        }
+    }
+
     #[test]
     fn q_operators_and_dates() {
         let tz: chrono_tz::Tz = "Europe/Ljubljana".parse().unwrap();
