@@ -21,6 +21,9 @@ pub const MAX_JSON_LEN: usize = 64 * 1024;
 pub const MAX_BATCH: usize = 1000;
 /// Longest tenant id.
 pub const MAX_TENANT_ID_LEN: usize = 64;
+/// Longest retention a tenant may set, in days (about a hundred years). The cutoff is built in
+/// i64 microseconds, which would overflow from about 106.8 million days.
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
 
 /// The thing acted upon, or the target of an action.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -154,11 +157,16 @@ pub fn validate_tenant_id(id: &str) -> Result<()> {
     }
 }
 
-/// Checks settings: a known IANA zone and a positive retention.
+/// Checks settings: a known IANA zone and a retention of 1–[`MAX_RETENTION_DAYS`] days.
 pub fn validate_settings(s: &TenantSettings) -> Result<()> {
     parse_timezone(&s.timezone)?;
-    if s.retention_days == Some(0) {
-        return Err(Error::invalid("retention_days", "must be at least 1"));
+    if let Some(days) = s.retention_days {
+        if !(1..=MAX_RETENTION_DAYS).contains(&days) {
+            return Err(Error::invalid(
+                "retention_days",
+                format!("must be between 1 and {MAX_RETENTION_DAYS} days"),
+            ));
+        }
     }
     Ok(())
 }
@@ -190,11 +198,30 @@ fn check_len(field: &str, value: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
+/// Names and ids are single-line text: a control character (U+0000–U+001F, U+007F) in one is
+/// refused, so no stored name can carry a NUL, a line break or a terminal escape into a log
+/// viewer, a CSV cell or a client's UI.
+fn check_printable(field: &str, value: &str) -> Result<()> {
+    match value.chars().position(|c| c.is_ascii_control()) {
+        Some(at) => Err(Error::invalid(
+            field,
+            format!("contains a control character (at character {at})"),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn check_name(field: &str, value: &str) -> Result<()> {
     if value.is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
     }
-    check_len(field, value, MAX_NAME_LEN)
+    check_len(field, value, MAX_NAME_LEN)?;
+    check_printable(field, value)
+}
+
+fn check_label(field: &str, value: &str) -> Result<()> {
+    check_len(field, value, MAX_LABEL_LEN)?;
+    check_printable(field, value)
 }
 
 fn check_object(field: &str, v: &serde_json::Value) -> Result<()> {
@@ -227,10 +254,10 @@ impl NewActivity {
                 check_name(&f("actor.id"), id)?;
             }
             if let Some(n) = &a.name {
-                check_len(&f("actor.name"), n, MAX_LABEL_LEN)?;
+                check_label(&f("actor.name"), n)?;
             }
             if let Some(e) = &a.email {
-                check_len(&f("actor.email"), e, MAX_LABEL_LEN)?;
+                check_label(&f("actor.email"), e)?;
             }
         }
         if let Some(t) = &self.target {
@@ -335,6 +362,72 @@ mod tests {
         assert!(
             matches!(a.validate(""), Err(Error::InvalidArgument { field, .. }) if field == "metadata")
         );
+    }
+
+    /// Names and ids refuse control characters and name the field; free text keeps them.
+    #[test]
+    fn control_characters_in_names_are_refused() {
+        let ok = || NewActivity {
+            action: "a".into(),
+            resource: ObjectRef {
+                kind: "T".into(),
+                id: None,
+            },
+            ..Default::default()
+        };
+        for bad in ["\0", "a\nb", "\t", "\u{1f}", "\u{7f}", "x\r"] {
+            type Set<'a> = Box<dyn Fn(&mut NewActivity) + 'a>;
+            let cases: Vec<(&str, Set)> = vec![
+                ("action", Box::new(|a| a.action = bad.into())),
+                ("resource.type", Box::new(|a| a.resource.kind = bad.into())),
+                (
+                    "resource.id",
+                    Box::new(|a| a.resource.id = Some(bad.into())),
+                ),
+                (
+                    "actor.name",
+                    Box::new(|a| {
+                        a.actor = Some(Actor {
+                            kind: "u".into(),
+                            name: Some(bad.into()),
+                            ..Default::default()
+                        })
+                    }),
+                ),
+                (
+                    "context",
+                    Box::new(|a| a.context = vec![(bad.into(), "v".into())]),
+                ),
+            ];
+            for (field, set) in cases {
+                let mut a = ok();
+                set(&mut a);
+                match a.validate("") {
+                    Err(Error::InvalidArgument { field: f, .. }) => assert_eq!(f, field, "{bad:?}"),
+                    other => panic!("{field} {bad:?}: {other:?}"),
+                }
+            }
+        }
+        let mut a = ok();
+        a.action = "invoice.sent ü €".into();
+        a.summary = Some("two\nlines\tand a tab".into());
+        a.context = vec![("note".into(), "a\nb".into())];
+        a.validate("").unwrap();
+    }
+
+    #[test]
+    fn retention_is_bounded() {
+        let with = |d| TenantSettings {
+            retention_days: Some(d),
+            ..Default::default()
+        };
+        assert!(validate_settings(&with(1)).is_ok());
+        assert!(validate_settings(&with(MAX_RETENTION_DAYS)).is_ok());
+        for bad in [0, MAX_RETENTION_DAYS + 1, u32::MAX] {
+            assert!(
+                matches!(validate_settings(&with(bad)), Err(Error::InvalidArgument { field, .. }) if field == "retention_days")
+            );
+        }
     }
 
     #[test]

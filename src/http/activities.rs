@@ -125,6 +125,12 @@ pub(super) async fn facets(
             _ => return Err(filters::unknown_param(name)),
         }
     }
+    let window = crate::Filter {
+        since: req.since,
+        until: req.until,
+        ..Default::default()
+    };
+    filters::check_window(&window, state.tenant_tz(&auth.tenant))?;
     req.field = field.ok_or_else(|| {
         ApiError::invalid(
             "field",
@@ -163,5 +169,6 @@ pub(super) fn export_params(
             }
         }
     }
+    filters::check_window(&filter, tz)?;
     Ok((filter, order, format))
 }

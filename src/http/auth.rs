@@ -168,29 +168,35 @@ pub fn tenant_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// Resolves the tenant a key acts on, given the tenant header.
+/// Resolves the tenant a key acts on, given the tenant header. Admin rights (any tenant by
+/// header, else the default one) come from the admin scope; a record whose scope and tenant
+/// disagree (an admin scope bound to a tenant, a tenant scope bound to none; `Store::put_api_key`
+/// refuses both) acts on nothing.
 pub fn resolve_tenant(
     state: &AppState,
     record: &ApiKeyRecord,
     header: Option<String>,
 ) -> Result<String, ApiError> {
-    match (&record.tenant, header) {
-        (Some(own), None) => Ok(own.clone()),
-        (Some(own), Some(h)) if *own == h => Ok(own.clone()),
-        (Some(_), Some(_)) => Err(ApiError::forbidden(
-            "a tenant key may only act on its own tenant",
-        )
-        .with_field(TENANT_HEADER)),
-        (None, Some(h)) => match state.store.tenant(&h) {
+    match (record.scope, &record.tenant, header) {
+        (Scope::Admin, None, Some(h)) => match state.store.tenant(&h) {
             Some(t) => Ok(t.id),
             None => Err(ApiError::not_found(format!("tenant {h:?} does not exist"))
                 .with_field(TENANT_HEADER)),
         },
-        (None, None) => state
+        (Scope::Admin, None, None) => state
             .store
             .default_tenant()
             .map(|t| t.id)
             .ok_or_else(|| ApiError::not_found("no tenant exists yet; create one first")),
+        (Scope::Admin, Some(_), _) | (_, None, _) => Err(ApiError::forbidden(
+            "this key's scope and tenant disagree; issue a new key",
+        )),
+        (_, Some(own), None) => Ok(own.clone()),
+        (_, Some(own), Some(h)) if *own == h => Ok(own.clone()),
+        (_, Some(_), Some(_)) => Err(ApiError::forbidden(
+            "a tenant key may only act on its own tenant",
+        )
+        .with_field(TENANT_HEADER)),
     }
 }
 
@@ -235,5 +241,49 @@ mod tests {
         assert!(!key_matches(&k.record, "x"));
         assert!(parse_token("actlog_zz_abc").is_none());
         assert!(parse_token("Bearer").is_none());
+    }
+
+    /// Regression: the absence of a tenant on a key record was what made it an admin: a `read`
+    /// key stored without a tenant could read every tenant by naming it in `X-Tenant-Id`.
+    /// Admin rights now follow the scope, and a record whose scope and tenant disagree acts on
+    /// nothing.
+    #[test]
+    fn admin_rights_follow_the_scope() {
+        use crate::http::{AppState, Config};
+        use crate::{Options, Store, TenantSettings};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Options::default()).unwrap();
+        for t in ["a", "b"] {
+            store.create_tenant(t, TenantSettings::default()).unwrap();
+        }
+        let state = AppState::new(std::sync::Arc::new(store), Config::default());
+        let now = chrono::Utc::now();
+        let record =
+            |tenant: Option<&str>, scope| issue_key(tenant.map(Into::into), scope, now).record;
+        for scope in [Scope::Read, Scope::Write, Scope::ReadWrite] {
+            for header in [None, Some("b".to_owned()), Some("a".to_owned())] {
+                let err = resolve_tenant(&state, &record(None, scope), header.clone()).unwrap_err();
+                assert_eq!(
+                    err.status,
+                    axum::http::StatusCode::FORBIDDEN,
+                    "{scope:?} {header:?}"
+                );
+            }
+        }
+        for header in [None, Some("a".to_owned()), Some("b".to_owned())] {
+            let err = resolve_tenant(&state, &record(Some("a"), Scope::Admin), header.clone())
+                .unwrap_err();
+            assert_eq!(err.status, axum::http::StatusCode::FORBIDDEN, "{header:?}");
+        }
+        let admin = record(None, Scope::Admin);
+        assert_eq!(resolve_tenant(&state, &admin, None).unwrap(), "a");
+        assert_eq!(
+            resolve_tenant(&state, &admin, Some("b".into())).unwrap(),
+            "b"
+        );
+        let own = record(Some("b"), Scope::Read);
+        assert_eq!(resolve_tenant(&state, &own, None).unwrap(), "b");
+        assert_eq!(resolve_tenant(&state, &own, Some("b".into())).unwrap(), "b");
+        assert!(resolve_tenant(&state, &own, Some("a".into())).is_err());
     }
 }

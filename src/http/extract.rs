@@ -159,18 +159,62 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// The query string as `(name, value)` pairs, in order.
+/// The query string as `(name, value)` pairs, in order. Names and values are percent-decoded
+/// (`+` is a space, as in HTML forms) and must then be UTF-8: anything else is a 400 naming the
+/// parameter, never a value with U+FFFD in it that quietly matches nothing.
 #[derive(Debug, Clone, Default)]
 pub struct Params(pub Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let axum::extract::Query(pairs) =
-            axum::extract::Query::<Vec<(String, String)>>::from_request_parts(parts, state).await?;
-        Ok(Params(pairs))
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        parse_query_string(parts.uri.query().unwrap_or("")).map(Params)
     }
+}
+
+/// Splits and decodes a query string (see [`Params`]).
+pub fn parse_query_string(qs: &str) -> Result<Vec<(String, String)>, ApiError> {
+    let mut out = Vec::new();
+    for pair in qs.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = String::from_utf8(percent_decode(name)).map_err(|e| {
+            ApiError::invalid(
+                String::from_utf8_lossy(e.as_bytes()),
+                "a parameter name is not UTF-8 after percent-decoding",
+            )
+        })?;
+        let value = String::from_utf8(percent_decode(value))
+            .map_err(|_| ApiError::invalid(&name, "not UTF-8 after percent-decoding"))?;
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+/// `application/x-www-form-urlencoded` decoding of one name or value: `+` is a space, `%XX` a
+/// byte; a `%` not followed by two hex digits stands for itself (as browsers and `url` read it).
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |j: usize| b.get(j).and_then(|c| char::from(*c).to_digit(16));
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                if let (Some(hi), Some(lo)) = (hex(i + 1), hex(i + 2)) {
+                    // Two hex digits make at most 0xFF.
+                    out.push(u8::try_from(hi * 16 + lo).unwrap_or(u8::MAX));
+                    i += 3;
+                    continue;
+                }
+                out.push(b'%');
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    out
 }
 
 /// Path parameters; a bad one (not UTF-8 after percent-decoding) is a 400 in the error shape.
@@ -184,5 +228,40 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
         let axum::extract::Path(v) =
             axum::extract::Path::<T>::from_request_parts(parts, state).await?;
         Ok(ApiPath(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_decode_like_forms_and_refuse_non_utf8() {
+        let pairs = parse_query_string("a=1&b=x+y%2Bz&&c&d=%C3%BC&e=100%&f=%zz&%61=%3D").unwrap();
+        let want: Vec<(String, String)> = [
+            ("a", "1"),
+            ("b", "x y+z"),
+            ("c", ""),
+            ("d", "ü"),
+            ("e", "100%"),
+            ("f", "%zz"),
+            ("a", "="),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        assert_eq!(pairs, want);
+        assert!(parse_query_string("").unwrap().is_empty());
+        for (qs, field) in [
+            ("action=%FF", "action"),
+            ("ok=1&actor_name=%C0%AF", "actor_name"),
+            ("q=%ED%A0%80", "q"),
+            ("x=%80", "x"),
+        ] {
+            let e = parse_query_string(qs).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{qs}");
+        }
+        let e = parse_query_string("%FF=1").unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
     }
 }

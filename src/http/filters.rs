@@ -201,7 +201,15 @@ pub fn query_from_params(pairs: &[(String, String)], tz: chrono_tz::Tz) -> Resul
             return Err(unknown_param(name));
         }
     }
+    check_window(&q.filter, tz)?;
     Ok(q)
+}
+
+/// A 400 when the filter's time window is empty by construction: `since` not before `until`
+/// (field `since`), or `q`'s `created_at` conditions leaving no instant (field `q.created_at`).
+/// Such a query can only ever answer an empty list, so it is a mistake worth reporting.
+pub fn check_window(filter: &Filter, tz: chrono_tz::Tz) -> Result<(), ApiError> {
+    Ok(filter.validate_window(tz, "q.created_at")?)
 }
 
 /// A list request from a JSON object (the body of `POST /v1/activities/query`).
@@ -220,6 +228,7 @@ pub fn query_from_json(body: &Value, tz: chrono_tz::Tz) -> Result<Query, ApiErro
             return Err(unknown_param(name));
         }
     }
+    check_window(&q.filter, tz)?;
     Ok(q)
 }
 
@@ -454,6 +463,48 @@ mod tests {
             "q.created_at"
         );
         assert_eq!(field(&[("q", "{")]), "q");
+    }
+
+    /// The ends of chrono's calendar, in every direction a date is widened (a date `until` to
+    /// the next day, `lte`/`gt` to a day's last microsecond) and in zones at both extreme
+    /// offsets: a 400 or a query, never an overflow panic.
+    #[test]
+    fn extreme_dates_are_checked_not_overflowed() {
+        let dates = [
+            "+262142-12-31",
+            "+262143-12-31",
+            "-262143-01-01",
+            "-262144-01-01",
+            "0000-01-01",
+            "9999-12-31",
+        ];
+        // chrono's first and last dates parse; one past either end does not.
+        let parsed: Vec<bool> = dates
+            .iter()
+            .map(|d| matches!(parse_time_bound("since", d), Ok(TimeBound::Date(_))))
+            .collect();
+        assert_eq!(parsed, [true, false, true, false, true, true]);
+        for tz in ["UTC", "Pacific/Kiritimati", "Etc/GMT+12"] {
+            let tz: chrono_tz::Tz = tz.parse().unwrap();
+            for d in dates {
+                for name in ["since", "until"] {
+                    let _ = query_from_params(&pairs(&[(name, d)]), tz);
+                }
+                let _ = query_from_params(&pairs(&[("since", d), ("until", d)]), tz);
+                for op in ["equals", "gt", "gte", "lt", "lte"] {
+                    let q = serde_json::json!({ "created_at": { op: d } });
+                    if let Ok(c) = parse_q(&q, tz) {
+                        let f = Filter {
+                            conditions: c,
+                            ..Filter::default()
+                        };
+                        let _ = check_window(&f, tz);
+                    }
+                }
+                let q = serde_json::json!({ "created_at": { "between": [d, d] } });
+                let _ = parse_q(&q, tz);
+            }
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -26,14 +27,18 @@ use bytes::Bytes;
 
 use crate::http::auth::{authenticate, resolve_tenant, tenant_header};
 use crate::http::{ApiError, AppState, Auth, Params};
-use crate::store::Store;
+use crate::store::{Scope, Store};
 use common::Failure;
 
 /// Every profile's routes, mounted by `http::app` beside API v1 (paths from API.md "Profiles").
 pub(crate) fn router() -> Router<AppState> {
+    let sequence_counts = Arc::new(sequence::CountCache::default());
     Router::new()
         .route("/compat/spaceinvoices/activities", get(spaceinvoices_list))
-        .route("/compat/sequence/activity-logs", get(sequence_list))
+        .route(
+            "/compat/sequence/activity-logs",
+            get(sequence_list).layer(Extension(sequence_counts)),
+        )
         .route(
             "/compat/subscriptions/api/activity-logs",
             get(subscriptions_list).post(subscriptions_create),
@@ -120,7 +125,9 @@ fn native(f: Failure) -> Response {
 // ---- Space Invoices --------------------------------------------------------------------------
 
 /// The seed names its header both `entity_id` (the parameter list) and `x-entity-id` (the
-/// example); the second is the HTTP layer's tenant alias, the first is read here.
+/// example); the second is the HTTP layer's tenant alias, the first is read here. nginx and
+/// other proxies drop header names with underscores by default, so an admin key must name its
+/// entity: without one the request is a 400, never a read of the default tenant.
 async fn spaceinvoices_list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -128,7 +135,8 @@ async fn spaceinvoices_list(
 ) -> Response {
     let entity = match headers.get("entity_id").map(HeaderValue::to_str) {
         None => None,
-        Some(Ok(v)) => Some(v.trim().to_owned()),
+        // An empty header names nothing, as with the other tenant headers.
+        Some(Ok(v)) => Some(v.trim().to_owned()).filter(|v| !v.is_empty()),
         Some(Err(_)) => {
             return ApiError::invalid("entity_id", "header is not ASCII").into_response()
         }
@@ -138,10 +146,19 @@ async fn spaceinvoices_list(
         Ok(None) => entity,
         Err(e) => return e.into_response(),
     };
+    let names_entity = entity.is_some();
     let auth = match authorize(&state, &headers, entity).await {
         Ok(a) => a,
         Err(e) => return e.into_response(),
     };
+    if auth.scope == Scope::Admin && !names_entity {
+        return ApiError::invalid(
+            "x-entity-id",
+            "the admin key must name the entity in x-entity-id (the entity_id spelling is \
+             dropped by many proxies, so it cannot be relied on)",
+        )
+        .into_response();
+    }
     if let Err(e) = auth.require_read() {
         return e.into_response();
     }
@@ -156,6 +173,7 @@ async fn spaceinvoices_list(
 
 async fn sequence_list(
     State(state): State<AppState>,
+    Extension(counts): Extension<Arc<sequence::CountCache>>,
     headers: HeaderMap,
     Params(pairs): Params,
 ) -> Response {
@@ -175,7 +193,7 @@ async fn sequence_list(
     };
     let tenant = auth.tenant;
     match run(&state, move |s| {
-        sequence::list(s, &tenant, &pairs, version.as_deref())
+        sequence::list(s, &tenant, &pairs, version.as_deref(), &counts)
     })
     .await
     {

@@ -3,13 +3,17 @@
 //! (docs/profiles.md says why). Pages count logs, so a page is cut from the store's cursor pages at
 //! a log boundary, and its `before`/`after` tokens are store cursors taken at that boundary.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+
+use parking_lot::Mutex;
 use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::common::{self, Failure, Params};
 use crate::model::Activity;
-use crate::query::{FacetField, FacetRequest, Filter, Order, Query, MAX_LIMIT};
+use crate::query::{Filter, Order, Query, MAX_LIMIT};
 use crate::store::Store;
 
 /// The context key that groups activities into one log.
@@ -18,6 +22,8 @@ pub(crate) const LOG_KEY: &str = "activity_log_id";
 pub(crate) const VERSION: &str = "2024-07-30";
 const DEFAULT_LIMIT: i64 = 20;
 const MAX_PAGE: i64 = 100;
+/// Most activities one page holds (the store's own page bound); see [`page_logs`].
+pub(crate) const MAX_PAGE_ROWS: usize = MAX_LIMIT;
 
 /// XORed into an activity id's node bits (its last 48, which hold neither version nor variant)
 /// to give each reference object its own stable UUID.
@@ -125,29 +131,30 @@ fn log_key(a: &Activity) -> String {
         .map_or_else(|| a.id.to_string(), str::to_owned)
 }
 
-/// The start index of every run of equal log keys.
-fn run_starts(items: &[Activity]) -> Vec<usize> {
-    let mut out = Vec::new();
-    let mut last: Option<String> = None;
-    for (i, a) in items.iter().enumerate() {
-        let k = log_key(a);
-        if last.as_ref() != Some(&k) {
-            out.push(i);
-            last = Some(k);
-        }
-    }
-    out
-}
-
 /// A page of whole logs: their activities in query order and the store cursors at its edges.
 #[derive(Debug)]
 pub(crate) struct LogPage {
     pub(crate) items: Vec<Activity>,
     pub(crate) after: Option<String>,
     pub(crate) before: Option<String>,
+    /// Activities read from the store to make this page (at most `MAX_PAGE_ROWS + 1`).
+    pub(crate) rows_read: usize,
 }
 
-/// Reads `n` whole logs from `cursor` on, in the direction of the cursor (forward without one).
+/// Where a page is cut, tracked one activity at a time in reading order.
+#[derive(Debug, Default)]
+struct Runs {
+    /// Logs (runs of one log key) seen so far.
+    count: usize,
+    /// Index of the first activity of the current log.
+    last_start: usize,
+    last_key: Option<String>,
+}
+
+/// Reads `n` whole logs from `cursor` on, in the direction of the cursor (forward without one),
+/// and at most [`MAX_PAGE_ROWS`] activities: a page ends before a log that would take it past
+/// that, and a single log longer than that is served in parts, one page each, every part under
+/// the log's id. So a page reads at most `MAX_PAGE_ROWS + 1` activities however long its logs.
 pub(crate) fn page_logs(
     store: &Store,
     tenant: &str,
@@ -156,148 +163,153 @@ pub(crate) fn page_logs(
     cursor: Option<(Dir, String)>,
     n: usize,
 ) -> crate::Result<LogPage> {
+    let forward = !matches!(cursor, Some((Dir::Before, _)));
     let chunk = n.saturating_add(1).saturating_mul(4).min(MAX_LIMIT);
-    let query = |cursor: Option<String>, limit: usize| {
-        store.query(
+    // In reading order: query order forward, reverse query order backward.
+    let mut items: Vec<Activity> = Vec::new();
+    let mut runs = Runs::default();
+    let mut cur = cursor.map(|(_, c)| c);
+    // The first store page's cursor back toward where this page started.
+    let mut edge = None;
+    let mut first = true;
+    let mut rows_read = 0usize;
+    let mut cut = None;
+    'read: loop {
+        let limit = (MAX_PAGE_ROWS + 1 - items.len()).min(chunk);
+        let p = store.query(
             tenant,
             &Query {
                 filter: filter.clone(),
                 order,
                 limit,
-                cursor,
+                cursor: cur,
                 include_total: false,
             },
-        )
-    };
-    // Follows the chain of cursors `k` items on from `from`, in the cursor's direction; returns
-    // the cursor that continues past the k-th item.
-    let walk = |from: Option<String>, k: usize, forward: bool| -> crate::Result<Option<String>> {
-        let mut cur = from;
-        let mut rest = k;
-        loop {
-            let lim = rest.min(MAX_LIMIT);
-            let p = query(cur, lim)?;
-            rest -= lim;
-            let next = if forward {
-                p.next_cursor
-            } else {
-                p.prev_cursor
-            };
-            if rest == 0 || next.is_none() {
-                return Ok(next);
-            }
-            cur = next;
+        )?;
+        rows_read += p.items.len();
+        let (toward_start, onward) = if forward {
+            (p.prev_cursor, p.next_cursor)
+        } else {
+            (p.next_cursor, p.prev_cursor)
+        };
+        if first {
+            edge = toward_start;
+            first = false;
         }
-    };
-    match cursor {
-        None | Some((Dir::After, _)) => {
-            let start = cursor.map(|(_, c)| c);
-            let mut items: Vec<Activity> = Vec::new();
-            let mut cur = start.clone();
-            let mut before = None;
-            let mut first = true;
-            let complete = loop {
-                let p = query(cur, chunk)?;
-                if first {
-                    before = p.prev_cursor;
-                    first = false;
-                }
-                items.extend(p.items);
-                if run_starts(&items).len() > n {
-                    break false;
-                }
-                match p.next_cursor {
-                    Some(c) => cur = Some(c),
-                    None => break true,
-                }
-            };
-            if complete {
-                return Ok(LogPage {
-                    items,
-                    after: None,
-                    before,
-                });
+        let mut batch = p.items;
+        if !forward {
+            batch.reverse();
+        }
+        for a in batch {
+            let key = log_key(&a);
+            if runs.last_key.as_ref() != Some(&key) {
+                runs.count += 1;
+                runs.last_start = items.len();
+                runs.last_key = Some(key);
             }
-            let k = run_starts(&items)[n];
+            if runs.count > n {
+                cut = Some(items.len());
+                break 'read;
+            }
+            if items.len() == MAX_PAGE_ROWS {
+                // Full: end before the log in progress, unless it is the only one (a log
+                // longer than a page, served in parts).
+                cut = Some(if runs.count > 1 {
+                    runs.last_start
+                } else {
+                    items.len()
+                });
+                break 'read;
+            }
+            items.push(a);
+        }
+        match onward {
+            Some(c) => cur = Some(c),
+            None => break,
+        }
+    }
+    // A cut means more activities lie beyond it: the cursor continues after the last one kept.
+    let beyond = match cut {
+        Some(k) => {
             items.truncate(k);
-            let after = walk(start, k, true)?;
-            Ok(LogPage {
-                items,
-                after,
-                before,
-            })
+            items
+                .last()
+                .map(|a| store.cursor_at(tenant, filter, order, forward, a))
         }
-        Some((Dir::Before, start)) => {
-            let mut items: Vec<Activity> = Vec::new();
-            let mut cur = start.clone();
-            let mut after = None;
-            let mut first = true;
-            let complete = loop {
-                let p = query(Some(cur), chunk)?;
-                if first {
-                    after = p.next_cursor;
-                    first = false;
-                }
-                let mut joined = p.items;
-                joined.append(&mut items);
-                items = joined;
-                if run_starts(&items).len() > n {
-                    break false;
-                }
-                match p.prev_cursor {
-                    Some(c) => cur = c,
-                    None => break true,
-                }
-            };
-            if complete {
-                return Ok(LogPage {
-                    items,
-                    after,
-                    before: None,
-                });
-            }
-            let starts = run_starts(&items);
-            let s = starts[starts.len() - n];
-            let items = items.split_off(s);
-            let before = walk(Some(start), items.len(), false)?;
-            Ok(LogPage {
-                items,
-                after,
-                before,
-            })
-        }
+        None => None,
+    };
+    if !forward {
+        items.reverse();
+    }
+    let (after, before) = if forward {
+        (beyond, edge)
+    } else {
+        (edge, beyond)
+    };
+    Ok(LogPage {
+        items,
+        after,
+        before,
+        rows_read,
+    })
+}
+
+/// Most cached totals; the cache starts over when full.
+const MAX_CACHED_COUNTS: usize = 1024;
+
+/// Totals of earlier requests by tenant and filter, each valid while its tenant's
+/// `Store::generation` is unchanged: paging through a log costs one count, not one per page.
+#[derive(Debug, Default)]
+pub(crate) struct CountCache {
+    counts: Mutex<HashMap<(String, Filter), (u64, u64)>>,
+    /// Counts computed (not answered from the cache); for tests.
+    computed: AtomicU64,
+}
+
+impl CountCache {
+    #[cfg(test)]
+    fn computed(&self) -> u64 {
+        self.computed.load(AtomicOrdering::Relaxed)
     }
 }
 
-/// How many logs match. When no activity of the tenant carries a log id, every activity is a log
-/// and the store's count (index keys only) is the answer; else one scan counts log boundaries.
-pub(crate) fn count_logs(store: &Store, tenant: &str, filter: &Filter) -> crate::Result<u64> {
-    let grouped = store.facets(
-        tenant,
-        &FacetRequest {
-            field: FacetField::Context(LOG_KEY.into()),
-            prefix: None,
-            since: None,
-            until: None,
-            limit: 1,
-        },
-    );
-    match grouped {
-        Ok(v) if v.is_empty() => return store.count(tenant, filter),
-        // More distinct log ids than facets enumerate: count by scanning.
-        Ok(_) | Err(crate::Error::InvalidArgument { .. }) => {}
-        Err(e) => return Err(e),
-    }
-    let mut n = 0u64;
-    let mut last: Option<String> = None;
-    store.scan(tenant, filter, Order::Asc, |a| {
-        let k = log_key(&a);
-        if last.as_ref() != Some(&k) {
-            n += 1;
-            last = Some(k);
+/// How many logs match: answered from `cache` while the tenant is unchanged. When no activity of
+/// the tenant carries a log id (one seek to tell), every activity is a log and the store's count
+/// is the answer; else one scan over the matches counts log boundaries.
+pub(crate) fn count_logs(
+    store: &Store,
+    tenant: &str,
+    filter: &Filter,
+    cache: &CountCache,
+) -> crate::Result<u64> {
+    let generation = store.generation(tenant)?;
+    let key = (tenant.to_owned(), filter.clone());
+    if let Some(&(g, n)) = cache.counts.lock().get(&key) {
+        if g == generation {
+            return Ok(n);
         }
-        Ok(true)
-    })?;
+    }
+    cache.computed.fetch_add(1, AtomicOrdering::Relaxed);
+    let n = if store.has_context_key(tenant, LOG_KEY)? {
+        let mut n = 0u64;
+        let mut last: Option<String> = None;
+        store.scan(tenant, filter, Order::Asc, |a| {
+            let k = log_key(&a);
+            if last.as_ref() != Some(&k) {
+                n += 1;
+                last = Some(k);
+            }
+            Ok(true)
+        })?;
+        n
+    } else {
+        store.count(tenant, filter)?
+    };
+    let mut counts = cache.counts.lock();
+    if counts.len() >= MAX_CACHED_COUNTS {
+        counts.clear();
+    }
+    counts.insert(key, (generation, n));
     Ok(n)
 }
 
@@ -445,12 +457,14 @@ pub(crate) fn list(
     tenant: &str,
     pairs: &[(String, String)],
     version: Option<&str>,
+    counts: &CountCache,
 ) -> Result<Response, Failure> {
     let req = parse(pairs, version)?;
     let param = req.cursor.as_ref().map_or("after", |(d, _)| d.param());
     let page = page_logs(store, tenant, &req.filter, req.order, req.cursor, req.limit)
         .map_err(|e| Failure::store_with_cursor(e, param))?;
-    let total = count_logs(store, tenant, &req.filter)?;
+    tracing::debug!(rows_read = page.rows_read, "sequence page");
+    let total = count_logs(store, tenant, &req.filter, counts)?;
     Ok(Response {
         items: logs(tenant, page.items),
         pagination: Pagination {
@@ -512,7 +526,10 @@ mod tests {
         let store = Store::open(dir.path(), Options::default()).unwrap();
         store.create_tenant("t", TenantSettings::default()).unwrap();
         let f = Filter::default();
-        assert_eq!(count_logs(&store, "t", &f).unwrap(), 0);
+        assert_eq!(
+            count_logs(&store, "t", &f, &CountCache::default()).unwrap(),
+            0
+        );
         for _ in 0..3 {
             store
                 .append(
@@ -528,7 +545,10 @@ mod tests {
                 )
                 .unwrap();
         }
-        assert_eq!(count_logs(&store, "t", &f).unwrap(), 3);
+        assert_eq!(
+            count_logs(&store, "t", &f, &CountCache::default()).unwrap(),
+            3
+        );
     }
 
     #[test]
@@ -540,6 +560,134 @@ mod tests {
             assert_eq!(r.get_version_num(), 7);
             assert_eq!(ref_id(r, m), id);
         }
+    }
+
+    /// Regression: one log spanning N activities cost O(N²) per page and held all N in memory
+    /// (the page kept every activity read and recomputed every run start after each store
+    /// page), and every request recounted every log (a facets enumeration of all log ids plus
+    /// a scan of every match). Now a page reads at most `MAX_PAGE_ROWS + 1` activities, a log
+    /// longer than that is served in parts, and the total is computed once per change of the
+    /// tenant. Asserts the work (activities read, counts computed), never the time.
+    #[test]
+    fn a_log_of_100k_activities_pages_in_bounded_work() {
+        const BATCHES: i64 = 100;
+        const ROWS: usize = 100_000;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            dir.path(),
+            Options {
+                durability: crate::store::Durability::Relaxed,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        store.create_tenant("t", TenantSettings::default()).unwrap();
+        let t0 = 1_700_000_000_000_000i64;
+        let one = |us: i64, log: Option<&str>| NewActivity {
+            created_at: Some(crate::model::micros_to_time(us)),
+            action: "CREATED".into(),
+            resource: ObjectRef {
+                kind: "INVOICE".into(),
+                id: None,
+            },
+            context: log
+                .map(|l| vec![(LOG_KEY.to_owned(), l.to_owned())])
+                .unwrap_or_default(),
+            ..Default::default()
+        };
+        // A log of one, the long log (bulk-appended 1,000 at a time), another log of one.
+        store.append("t", one(t0, None)).unwrap();
+        for b in 0..BATCHES {
+            let batch = (0..1000)
+                .map(|i| one(t0 + 1_000_000 + b * 1000 + i, Some("big")))
+                .collect();
+            store.append_batch("t", batch).unwrap();
+        }
+        store.append("t", one(t0 + 10_000_000, None)).unwrap();
+        let f = Filter::default();
+
+        // Forward, oldest first, 20 logs a page: the log of one alone (the long log does not
+        // fit beside it), then the long log in parts of MAX_PAGE_ROWS, then the last log.
+        let mut cursor = None;
+        let mut pages: Vec<LogPage> = Vec::new();
+        loop {
+            let p = page_logs(&store, "t", &f, Order::Asc, cursor, 20).unwrap();
+            assert!(
+                p.rows_read <= MAX_PAGE_ROWS + 1,
+                "{} rows read",
+                p.rows_read
+            );
+            assert!(p.items.len() <= MAX_PAGE_ROWS);
+            cursor = p.after.clone().map(|c| (Dir::After, c));
+            pages.push(p);
+            if cursor.is_none() {
+                break;
+            }
+        }
+        assert_eq!(pages.len(), 2 + ROWS / MAX_PAGE_ROWS);
+        let times: Vec<i64> = pages
+            .iter()
+            .flat_map(|p| p.items.iter().map(|a| a.created_at.timestamp_micros()))
+            .collect();
+        let mut want = vec![t0];
+        want.extend((0..BATCHES * 1000).map(|i| t0 + 1_000_000 + i));
+        want.push(t0 + 10_000_000);
+        assert_eq!(times, want);
+        for p in &pages[1..pages.len() - 1] {
+            let ls = logs("t", p.items.clone());
+            assert_eq!(ls.len(), 1);
+            assert_eq!(ls[0].id, "big");
+            assert_eq!(ls[0].activity_log_items.len(), MAX_PAGE_ROWS);
+        }
+
+        // Backward from the last page: the same parts, newest first.
+        let mut cursor = pages.last().unwrap().before.clone();
+        let mut back = 0;
+        while let Some(c) = cursor {
+            let p = page_logs(&store, "t", &f, Order::Asc, Some((Dir::Before, c)), 20).unwrap();
+            assert!(
+                p.rows_read <= MAX_PAGE_ROWS + 1,
+                "{} rows read",
+                p.rows_read
+            );
+            back += 1;
+            let i = pages.len() - 1 - back;
+            let ids = |p: &LogPage| p.items.iter().map(|a| a.id).collect::<Vec<_>>();
+            assert_eq!(ids(&p), ids(&pages[i]), "page {i} read backward");
+            cursor = p.before;
+        }
+        assert_eq!(back, pages.len() - 1);
+
+        // Newest first, a page of one log: the last log alone, then the long log's newest part.
+        let p = page_logs(&store, "t", &f, Order::Desc, None, 1).unwrap();
+        assert_eq!(p.items.len(), 1);
+        let p = page_logs(
+            &store,
+            "t",
+            &f,
+            Order::Desc,
+            p.after.map(|c| (Dir::After, c)),
+            1,
+        )
+        .unwrap();
+        assert_eq!(p.items.len(), MAX_PAGE_ROWS);
+        assert!(p.rows_read <= MAX_PAGE_ROWS + 1);
+
+        // The total: three logs, computed once while nothing changes, again after an append.
+        let cache = CountCache::default();
+        for _ in 0..5 {
+            assert_eq!(count_logs(&store, "t", &f, &cache).unwrap(), 3);
+        }
+        assert_eq!(cache.computed(), 1);
+        store.append("t", one(t0 + 20_000_000, None)).unwrap();
+        assert_eq!(count_logs(&store, "t", &f, &cache).unwrap(), 4);
+        assert_eq!(count_logs(&store, "t", &f, &cache).unwrap(), 4);
+        assert_eq!(cache.computed(), 2);
+        // Another tenant's writes leave this tenant's total cached.
+        store.create_tenant("u", TenantSettings::default()).unwrap();
+        store.append("u", one(t0, None)).unwrap();
+        assert_eq!(count_logs(&store, "t", &f, &cache).unwrap(), 4);
+        assert_eq!(cache.computed(), 2);
     }
 
     /// Logs of sizes 1, 3, 1, 2, 1 … written oldest first; walks every page both ways.
@@ -573,12 +721,18 @@ mod tests {
             store.append_batch("t", batch).unwrap();
         }
         let f = Filter::default();
-        assert_eq!(count_logs(&store, "t", &f).unwrap(), 7);
+        assert_eq!(
+            count_logs(&store, "t", &f, &CountCache::default()).unwrap(),
+            7
+        );
         let other = Filter {
             actions: vec!["NONE".into()],
             ..Filter::default()
         };
-        assert_eq!(count_logs(&store, "t", &other).unwrap(), 0);
+        assert_eq!(
+            count_logs(&store, "t", &other, &CountCache::default()).unwrap(),
+            0
+        );
         for order in [Order::Desc, Order::Asc] {
             for n in 1..=4 {
                 let mut seen = Vec::new();

@@ -92,6 +92,7 @@ pub(crate) fn parse(pairs: &[(String, String)], tz: chrono_tz::Tz) -> Result<Req
             .map_err(Failure::from)?,
         );
     }
+    q.filter.validate_window(tz, "query.created_at")?;
     Ok(Request {
         query: q,
         include_total,

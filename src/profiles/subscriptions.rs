@@ -136,10 +136,16 @@ pub(crate) fn parse(pairs: &[(String, String)]) -> Result<Request, Failure> {
             n.min(MAX_LIMIT)
         }
     };
+    let page = u64::try_from(page).unwrap_or(1);
+    let limit = u64::try_from(limit).unwrap_or(1);
+    // The offset `(page - 1) × limit` must be a number: past u64 it used to saturate silently.
+    if (page - 1).checked_mul(limit).is_none() {
+        return Err(Failure::invalid("page", "page × limit is past any offset"));
+    }
     Ok(Request {
         filter: f,
-        page: u64::try_from(page).unwrap_or(1),
-        limit: u64::try_from(limit).unwrap_or(1),
+        page,
+        limit,
     })
 }
 
@@ -220,7 +226,9 @@ pub(crate) fn list(
     pairs: &[(String, String)],
 ) -> Result<ListResponse, Failure> {
     let req = parse(pairs)?;
-    let skip = (req.page - 1).saturating_mul(req.limit);
+    let skip = (req.page - 1)
+        .checked_mul(req.limit)
+        .ok_or_else(|| Failure::invalid("page", "page × limit is past any offset"))?;
     let limit = usize::try_from(req.limit).unwrap_or(usize::MAX);
     let total = store.count(tenant, &req.filter)?;
     let mut data = Vec::new();
@@ -522,6 +530,22 @@ mod tests {
         assert!(parse(&with(&[("limit", "0")])).is_err());
         assert!(parse(&with(&[("page", "0")])).is_err());
         assert_eq!(parse(&with(&[("page", "3")])).unwrap().page, 3);
+    }
+
+    /// Regression: `(page - 1) × limit` saturated at u64::MAX for a page past any offset, and
+    /// the request answered an empty page as if it were merely past the end. It is a 400 naming
+    /// `page` now.
+    #[test]
+    fn a_page_past_any_offset_is_refused() {
+        let max = i64::MAX.to_string();
+        match parse(&with(&[("page", &max), ("limit", "100")])) {
+            Err(Failure::Invalid { field, .. }) => assert_eq!(field, "page"),
+            other => panic!("{other:?}"),
+        }
+        let last = (u64::MAX / 100 + 1).to_string();
+        assert!(parse(&with(&[("page", &last), ("limit", "100")])).is_ok());
+        let past = (u64::MAX / 100 + 2).to_string();
+        assert!(parse(&with(&[("page", &past), ("limit", "100")])).is_err());
     }
 
     #[test]

@@ -70,7 +70,17 @@ impl Store {
     /// Distinct values of a field with their counts, most frequent first, ties by value.
     pub fn facets(&self, tenant: &str, req: &FacetRequest) -> Result<Vec<FacetValue>> {
         // Like `query`: a panic inside sled becomes `Error::EnginePanic`.
-        crate::store::guard("facets", || self.facets_inner(tenant, req))
+        self.read_guard("facets", || self.facets_inner(tenant, req))
+    }
+
+    /// Whether any activity of the tenant carries the context key `key`: one seek.
+    pub(crate) fn has_context_key(&self, tenant: &str, key: &str) -> Result<bool> {
+        let info = self.tenant_info(tenant)?;
+        let mut prefix = keys::index_kind_prefix(info.no, IndexKind::Context);
+        keys::push_escaped(&mut prefix, key);
+        self.read_guard("facets", || {
+            Ok(self.log.scan_prefix(&prefix).next().transpose()?.is_some())
+        })
     }
 
     fn facets_inner(&self, tenant: &str, req: &FacetRequest) -> Result<Vec<FacetValue>> {

@@ -6,6 +6,8 @@ mod facets;
 mod filter;
 mod plan;
 
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
@@ -220,6 +222,28 @@ impl Filter {
         }
         Ok(())
     }
+
+    /// Checks that the time window the filter allows is not empty by construction: `since` must
+    /// be before `until` (a date `until` includes its whole day, read in `tz`), and the
+    /// `created_at` conditions must leave some instant. The error names `since`, or
+    /// `conditions_field` (the caller's name for the conditions, such as `q.created_at`).
+    pub fn validate_window(&self, tz: chrono_tz::Tz, conditions_field: &str) -> Result<()> {
+        let bounds = Filter {
+            since: self.since,
+            until: self.until,
+            ..Filter::default()
+        };
+        if filter::window(&bounds, tz).is_empty() {
+            return Err(Error::invalid("since", "must be before until"));
+        }
+        if filter::window(self, tz).is_empty() {
+            return Err(Error::invalid(
+                conditions_field,
+                "the created_at conditions (with since and until) leave no instant",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A query: filters, order, page size and position.
@@ -264,7 +288,32 @@ impl Store {
     /// order; a cursor resumes them with one seek per range, so a page costs the same at any depth.
     pub fn query(&self, tenant: &str, q: &Query) -> Result<Page> {
         // A panic inside sled (it has some on damaged files) becomes `Error::EnginePanic` here instead of unwinding into the caller.
-        crate::store::guard("query", || self.query_inner(tenant, q))
+        self.read_guard("query", || self.query_inner(tenant, q))
+    }
+
+    /// The cursor a page of `filter` in `order` hands out to continue past `a`: in the query's
+    /// order when `forward` (a `next_cursor`), else back before it (a `prev_cursor`). For
+    /// callers that cut pages of their own from store pages (the Sequence profile), so they
+    /// need not re-read a page to obtain a cursor at their cut.
+    pub(crate) fn cursor_at(
+        &self,
+        tenant: &str,
+        filter: &Filter,
+        order: Order,
+        forward: bool,
+        a: &Activity,
+    ) -> String {
+        let pos = Pos {
+            time: a.created_at.timestamp_micros(),
+            id: a.id,
+        };
+        cursor::encode(
+            &self.secret,
+            tenant,
+            cursor::fingerprint(filter, order),
+            forward,
+            pos,
+        )
     }
 
     fn query_inner(&self, tenant: &str, q: &Query) -> Result<Page> {
@@ -276,7 +325,6 @@ impl Store {
         }
         q.filter.validate()?;
         let info = self.tenant_info(tenant)?;
-        self.check_fault(crate::store::FaultPoint::Read)?;
         let plan = plan::Plan::new(self, &info, &q.filter)?;
         let fingerprint = cursor::fingerprint(&q.filter, q.order);
         let (forward, after) = match &q.cursor {
@@ -337,21 +385,39 @@ impl Store {
     pub fn count(&self, tenant: &str, filter: &Filter) -> Result<u64> {
         filter.validate()?;
         let info = self.tenant_info(tenant)?;
-        crate::store::guard("count", || {
+        self.read_guard("count", || {
             plan::Plan::new(self, &info, filter)?.count(self)
         })
     }
 
     /// Calls `f` with every match in order until it returns `Ok(false)`, in constant memory.
+    ///
+    /// A panic inside the engine becomes `Error::EnginePanic`, as in `query`; a panic in `f` is
+    /// the caller's own and continues to unwind from here.
     pub fn scan(
         &self,
         tenant: &str,
         filter: &Filter,
         order: Order,
-        f: impl FnMut(Activity) -> Result<bool>,
+        mut f: impl FnMut(Activity) -> Result<bool>,
     ) -> Result<()> {
         filter.validate()?;
         let info = self.tenant_info(tenant)?;
-        plan::Plan::new(self, &info, filter)?.run(self, order, None, f)
+        let mut caller_panic = None;
+        let result = self.read_guard("scan", || {
+            plan::Plan::new(self, &info, filter)?.run(self, order, None, |a| {
+                match catch_unwind(AssertUnwindSafe(|| f(a))) {
+                    Ok(r) => r,
+                    Err(p) => {
+                        caller_panic = Some(p);
+                        Ok(false)
+                    }
+                }
+            })
+        });
+        if let Some(p) = caller_panic {
+            resume_unwind(p);
+        }
+        result
     }
 }

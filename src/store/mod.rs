@@ -62,8 +62,9 @@ pub enum FaultPoint {
     Open,
     ApplyBatch,
     Flush,
-    /// Before a query, count or facet reads the engine (inside the panic guard, so a hook
-    /// that panics stands for an engine that does).
+    /// Before a read entry point (`get`, `query`, `count`, `scan`, `facets`, `purge_expired`,
+    /// `verify`, API key lookups) first touches the engine. A hook that panics here stands in
+    /// for a panic inside sled, which the store reports as [`Error::EnginePanic`].
     Read,
     /// Each step of upgrading an older on-disk format on open: every batch of copied keys,
     /// the format marker, the removal of the old tree.
@@ -135,6 +136,9 @@ pub struct Store {
     /// Serializes the check-then-write of appends, retention and tenant creation.
     writer: Mutex<()>,
     commit: commit::GroupCommit,
+    /// Per tenant number: bumped by every write that changes the tenant's activities (appends
+    /// that wrote something, purges that removed something), under `writer`.
+    generations: Mutex<HashMap<u32, u64>>,
     /// Held until the store is dropped; declared last so it is released last.
     _dir_lock: std::fs::File,
 }
@@ -303,6 +307,7 @@ impl Store {
             tenants: RwLock::new(tenants),
             writer: Mutex::new(()),
             commit,
+            generations: Mutex::new(HashMap::new()),
             _dir_lock: dir_lock,
         })
     }
@@ -315,11 +320,6 @@ impl Store {
     /// The durability this store was opened with.
     pub fn durability(&self) -> Durability {
         self.options.durability
-    }
-
-    /// Fails with an injected error if the test hook says so (see [`FaultHook`]).
-    pub(crate) fn check_fault(&self, point: FaultPoint) -> Result<()> {
-        check_fault(&self.options.fault_hook, point)
     }
 
     pub(crate) fn now(&self) -> DateTime<Utc> {
@@ -337,6 +337,29 @@ impl Store {
             check_fault(&self.options.fault_hook, FaultPoint::Flush)?;
             guard("flush", || Ok(self.db.flush().map(|_| ())?))
         })
+    }
+
+    /// Runs a read entry point under [`guard`], after the [`FaultPoint::Read`] hook.
+    pub(crate) fn read_guard<T>(&self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        guard(what, || {
+            check_fault(&self.options.fault_hook, FaultPoint::Read)?;
+            f()
+        })
+    }
+
+    /// A number that changes whenever the tenant's activities do (appends that write, purges
+    /// that remove). Equal numbers at two moments mean no activity of the tenant was added or
+    /// removed in between, so an answer computed at the first still holds at the second.
+    pub(crate) fn generation(&self, tenant: &str) -> Result<u64> {
+        let no = self.tenant_info(tenant)?.no;
+        Ok(self.generations.lock().get(&no).copied().unwrap_or(0))
+    }
+
+    /// Called under `writer`, after a write to the tenant's activities was applied.
+    fn bump_generation(&self, tenant: u32) {
+        let mut g = self.generations.lock();
+        let n = g.entry(tenant).or_insert(0);
+        *n = n.wrapping_add(1);
     }
 
     /// The one place where data reaches the `log` tree.
@@ -435,10 +458,23 @@ impl Store {
 
     // ---- API keys ----------------------------------------------------------------------------
 
-    /// Stores an API key record (the caller hashes the secret).
+    /// Stores an API key record (the caller hashes the secret). The admin scope and the absence
+    /// of a tenant go together: an admin key names no tenant, every other key names one.
     pub fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
-        if let Some(t) = &key.tenant {
-            self.tenant_info(t)?;
+        match (&key.tenant, key.scope) {
+            (None, Scope::Admin) => {}
+            (Some(t), scope) if scope != Scope::Admin => {
+                self.tenant_info(t)?;
+            }
+            (Some(_), _) => {
+                return Err(Error::invalid("tenant", "an admin key names no tenant"));
+            }
+            (None, _) => {
+                return Err(Error::invalid(
+                    "tenant",
+                    "a read, write or read_write key belongs to one tenant",
+                ));
+            }
         }
         meta::put_api_key(&self.meta, key)?;
         self.flush()
@@ -446,12 +482,12 @@ impl Store {
 
     /// One API key record by its public id.
     pub fn api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>> {
-        meta::get_api_key(&self.meta, key_id)
+        self.read_guard("api key", || meta::get_api_key(&self.meta, key_id))
     }
 
     /// Every API key record (revoked ones included).
     pub fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
-        meta::list_api_keys(&self.meta)
+        self.read_guard("api keys", || meta::list_api_keys(&self.meta))
     }
 
     /// Marks a key revoked. Returns false if there is no such key.
@@ -533,7 +569,7 @@ impl Store {
                     });
                     continue;
                 }
-                if let Some(existing) = self.get_by_no(info.no, id)? {
+                if let Some(existing) = guard("append", || self.get_by_no(info.no, id))? {
                     if !same_content(&existing, &activity, supplied_time) {
                         return Err(Error::Conflict { id });
                     }
@@ -557,11 +593,23 @@ impl Store {
                 None
             } else {
                 postings::insert_grouped(&mut sled_batch, postings);
-                Some(self.apply("append", sled_batch)?)
+                let seq = self.apply("append", sled_batch)?;
+                self.bump_generation(info.no);
+                Some(seq)
             }
         };
-        if let (Some(seq), Durability::Sync) = (seq, self.options.durability) {
-            self.wait_flushed(seq)?;
+        if self.options.durability == Durability::Sync {
+            // A request that wrote nothing (an idempotent replay) found records that an earlier
+            // write applied; that write's flush may have failed, so the replay waits for a flush
+            // covering every write so far, as the original should have. (0: nothing was written
+            // through this handle, so what it read was recovered from disk.)
+            match seq {
+                Some(seq) => self.wait_flushed(seq)?,
+                None => match self.commit.written() {
+                    0 => {}
+                    all => self.wait_flushed(all)?,
+                },
+            }
         }
         Ok(out)
     }
@@ -571,7 +619,7 @@ impl Store {
     /// One activity by id, or `None`.
     pub fn get(&self, tenant: &str, id: Uuid) -> Result<Option<Activity>> {
         let info = self.tenant_info(tenant)?;
-        self.get_by_no(info.no, id)
+        self.read_guard("get", || self.get_by_no(info.no, id))
     }
 
     /// Where a record lives: its time comes from the id itself when the id was minted for it
@@ -622,15 +670,22 @@ impl Store {
     /// Removes every activity older than its tenant's `retention_days` at `now`, each record
     /// together with its index entries. Returns how many were removed.
     pub fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64> {
+        self.read_guard("purge", || self.purge_inner(now))
+    }
+
+    fn purge_inner(&self, now: DateTime<Utc>) -> Result<u64> {
         let mut removed = 0u64;
         for t in self.tenants() {
             let Some(days) = t.settings.retention_days else {
                 continue;
             };
             let info = self.tenant_info(&t.id)?;
-            let cutoff = now
-                .timestamp_micros()
-                .saturating_sub(i64::from(days) * 86_400_000_000);
+            // A retention too long to express (settings are bounded, but a store written before
+            // the bound may hold any u32) keeps everything; it never wraps to a later cutoff.
+            let Some(cutoff) = retention_cutoff(now.timestamp_micros(), days) else {
+                tracing::warn!(tenant = %t.id, days, "retention too long to apply; nothing purged");
+                continue;
+            };
             loop {
                 let _w = self.writer.lock();
                 let prefix = keys::record_prefix(info.no);
@@ -661,6 +716,7 @@ impl Store {
                 }
                 postings::remove_grouped(&self.log, &mut batch, gone)?;
                 self.apply("purge", batch)?;
+                self.bump_generation(info.no);
                 removed += n;
             }
         }
@@ -674,6 +730,17 @@ impl Store {
     pub fn verify(&self) -> Result<VerifyReport> {
         verify::run(self)
     }
+}
+
+/// Microseconds per day.
+const DAY_US: i64 = 86_400_000_000;
+
+/// The instant before which a retention of `days` removes records at `now_us`, or `None` when it
+/// is not representable (the records are then all kept).
+fn retention_cutoff(now_us: i64, days: u32) -> Option<i64> {
+    i64::from(days)
+        .checked_mul(DAY_US)
+        .and_then(|span| now_us.checked_sub(span))
 }
 
 /// Two activities with the same id are "the same" when every field matches; when the second
@@ -820,6 +887,20 @@ mod tests {
             panic!("not an engine panic")
         };
         assert_eq!(m, "query: fucked up tree traversal next_back…");
+    }
+
+    #[test]
+    fn retention_cutoffs_never_wrap() {
+        let now = 1_700_000_000_000_000;
+        assert_eq!(retention_cutoff(now, 1), Some(now - DAY_US));
+        assert_eq!(
+            retention_cutoff(now, crate::model::MAX_RETENTION_DAYS),
+            Some(now - 36_500 * DAY_US)
+        );
+        // 999,999,999 days is past i64 microseconds: the old code wrapped to a future cutoff.
+        assert_eq!(retention_cutoff(now, 999_999_999), None);
+        assert_eq!(retention_cutoff(now, u32::MAX), None);
+        assert_eq!(retention_cutoff(i64::MIN + DAY_US - 1, 1), None);
     }
 
     #[test]

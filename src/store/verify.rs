@@ -11,7 +11,7 @@ use std::collections::HashSet;
 
 use crate::error::{Error, Result};
 use crate::store::keys::{self, Pos};
-use crate::store::{codec, derived_prefixes, guard, id_time_hint, postings, Store};
+use crate::store::{codec, derived_prefixes, id_time_hint, postings, Store};
 
 /// What `verify` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,7 +30,7 @@ impl VerifyReport {
 }
 
 pub(crate) fn run(store: &Store) -> Result<VerifyReport> {
-    guard("verify", || run_inner(store))
+    store.read_guard("verify", || run_inner(store))
 }
 
 fn run_inner(store: &Store) -> Result<VerifyReport> {

@@ -133,3 +133,45 @@ fn import_export_verify_tenants_keys() {
     let out = actlog(&data, &["--help"]);
     assert!(text(&out.stdout).contains("serve"));
 }
+
+/// Regression (issue 11): `tenants create/update --retention-days` took any u32, and 999,999,999
+/// days overflowed the purge's cutoff arithmetic and wiped the tenant's log at the next purge.
+/// The CLI goes through the store's validation: 1–36,500 days, an error naming the field.
+#[test]
+fn tenants_refuse_a_retention_out_of_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for days in ["0", "36501", "999999999"] {
+        let out = actlog(
+            &data,
+            &["tenants", "create", "acme", "--retention-days", days],
+        );
+        assert!(!out.status.success(), "{days} accepted");
+        assert!(
+            text(&out.stderr).contains("retention_days"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let out = actlog(
+        &data,
+        &["tenants", "create", "acme", "--retention-days", "36500"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = actlog(
+        &data,
+        &["tenants", "update", "acme", "--retention-days", "999999999"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("retention_days"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = actlog(&data, &["tenants", "list"]);
+    assert!(
+        text(&out.stdout).contains(r#""retention_days":36500"#),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -154,3 +154,162 @@ fn a_failed_open_can_be_retried() {
     let store = Store::open(dir.path(), Options::default()).unwrap();
     assert_eq!(store.tenants().len(), 1);
 }
+
+/// Regression: an idempotent replay (every activity of the request already stored) was
+/// acknowledged at once. After an append whose flush failed, the client's retry found the
+/// records (applied to sled, not yet on disk) and got `created: false` although no flush had
+/// covered them: a crash then would have lost an acknowledged write. In `Sync` durability a
+/// replay now waits for a flush that covers every write made before it, like a new append.
+#[test]
+fn a_replay_after_a_failed_flush_waits_for_a_flush() {
+    use std::sync::atomic::AtomicBool;
+    let dir = tempfile::tempdir().unwrap();
+    Store::open(dir.path(), Options::default())
+        .unwrap()
+        .create_tenant("a", TenantSettings::default())
+        .unwrap();
+    let failing = Arc::new(AtomicBool::new(false));
+    let flushed = Arc::new(AtomicUsize::new(0));
+    let (f, n) = (failing.clone(), flushed.clone());
+    let hook: FaultHook = Arc::new(move |point| {
+        if point != FaultPoint::Flush {
+            return false;
+        }
+        if f.load(Ordering::SeqCst) {
+            return true;
+        }
+        n.fetch_add(1, Ordering::SeqCst);
+        false
+    });
+    let store = Store::open(
+        dir.path(),
+        Options {
+            fault_hook: Some(hook),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut one = batch("replay", 1).remove(0);
+    one.id = Some(uuid::Uuid::new_v4());
+    let mut many = batch("replay-batch", 5);
+    for a in &mut many {
+        a.id = Some(uuid::Uuid::new_v4());
+    }
+
+    failing.store(true, Ordering::SeqCst);
+    assert!(matches!(store.append("a", one.clone()), Err(Error::Io(_))));
+    assert!(matches!(
+        store.append_batch("a", many.clone()),
+        Err(Error::Io(_))
+    ));
+    // While every flush fails, a replay must not be acknowledged either.
+    let replay = store.append("a", one.clone());
+    assert!(matches!(replay, Err(Error::Io(_))), "{replay:?}");
+    let replay = store.append_batch("a", many.clone());
+    assert!(matches!(replay, Err(Error::Io(_))), "{replay:?}");
+
+    // Once a flush succeeds, the replay is acknowledged, and only after it.
+    failing.store(false, Ordering::SeqCst);
+    let before = flushed.load(Ordering::SeqCst);
+    let r = store.append("a", one.clone()).unwrap();
+    assert!(!r.created);
+    assert!(
+        flushed.load(Ordering::SeqCst) > before,
+        "the replay was acknowledged without a flush"
+    );
+    let r = store.append_batch("a", many).unwrap();
+    assert!(r.iter().all(|a| !a.created));
+    drop(store);
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(count_tag(&store, "replay"), 1);
+    assert_eq!(count_tag(&store, "replay-batch"), 5);
+    assert!(store.verify().unwrap().is_ok());
+}
+
+/// Regression: `Store::scan` ran outside `store::guard` (as did `get`, `purge_expired` and the
+/// API key lookups), so a panic inside sled during it (sled 0.34 has some on damaged files and
+/// one on reverse iteration) unwound into the caller instead of becoming
+/// `Error::EnginePanic` as in `query`. A hook that panics at `FaultPoint::Read` stands in for
+/// sled: every read entry point must turn it into an error. A panic in the caller's own scan
+/// callback is not the engine's and still reaches the caller.
+#[test]
+fn a_panic_in_the_engine_during_a_read_is_an_error() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::atomic::AtomicBool;
+    let dir = tempfile::tempdir().unwrap();
+    let armed = Arc::new(AtomicBool::new(false));
+    let a = armed.clone();
+    let hook: FaultHook = Arc::new(move |point| {
+        if point == FaultPoint::Read && a.load(Ordering::SeqCst) {
+            panic!("simulated engine panic");
+        }
+        false
+    });
+    let store = Store::open(
+        dir.path(),
+        Options {
+            durability: Durability::Relaxed,
+            fault_hook: Some(hook),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    store
+        .create_tenant(
+            "a",
+            TenantSettings {
+                retention_days: Some(1),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let ack = store.append("a", batch("read", 1).remove(0)).unwrap();
+    armed.store(true, Ordering::SeqCst);
+    let facet = FacetRequest {
+        field: FacetField::Action,
+        prefix: None,
+        since: None,
+        until: None,
+        limit: 10,
+    };
+    type Call<'a> = Box<dyn Fn() -> Result<()> + 'a>;
+    let calls: Vec<(&str, Call)> = vec![
+        (
+            "scan",
+            Box::new(|| store.scan("a", &Filter::default(), Order::Desc, |_| Ok(true))),
+        ),
+        ("get", Box::new(|| store.get("a", ack.id).map(drop))),
+        (
+            "query",
+            Box::new(|| store.query("a", &Query::default()).map(drop)),
+        ),
+        (
+            "count",
+            Box::new(|| store.count("a", &Filter::default()).map(drop)),
+        ),
+        ("facets", Box::new(|| store.facets("a", &facet).map(drop))),
+        (
+            "purge_expired",
+            Box::new(|| store.purge_expired(chrono::Utc::now()).map(drop)),
+        ),
+        ("verify", Box::new(|| store.verify().map(drop))),
+        ("api_key", Box::new(|| store.api_key("0123").map(drop))),
+        ("api_keys", Box::new(|| store.api_keys().map(drop))),
+    ];
+    for (name, call) in calls {
+        match catch_unwind(AssertUnwindSafe(call)) {
+            Ok(Err(Error::EnginePanic(m))) => assert!(m.contains("simulated"), "{name}: {m}"),
+            Ok(other) => panic!("{name}: {other:?}"),
+            Err(_) => panic!("{name}: the engine's panic reached the caller"),
+        }
+    }
+    armed.store(false, Ordering::SeqCst);
+    let mine = catch_unwind(AssertUnwindSafe(|| {
+        store.scan("a", &Filter::default(), Order::Asc, |_| {
+            panic!("the caller's own")
+        })
+    }));
+    let payload = mine.expect_err("a panic in the callback reaches the caller");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"the caller's own"));
+    assert_eq!(store.count("a", &Filter::default()).unwrap(), 1);
+}

@@ -283,6 +283,38 @@ fn table(cursor_a: &str, cursor_b: &str) -> Vec<Case> {
         ),
         post("created_at float", with("created_at", json!(1.5))),
         post("created_at object", with("created_at", json!({"t": 1}))),
+        // ---- control characters in names (issue 11) ----------------------------------------
+        post("action with an escaped NUL", with("action", json!("a\u{0}b"))),
+        post("action with a newline", with("action", json!("invoice\nsent"))),
+        post("action with DEL", with("action", json!("a\u{7f}"))),
+        post(
+            "resource type with a tab",
+            with("resource", json!({"type": "T\t"})),
+        ),
+        post(
+            "resource id with an escape sequence",
+            with("resource", json!({"type": "T", "id": "\u{1b}[31mred"})),
+        ),
+        post(
+            "actor id with a CR",
+            with("actor", json!({"type": "user", "id": "u1\r"})),
+        ),
+        post(
+            "actor name with a NUL",
+            with("actor", json!({"type": "user", "name": "Ana\u{0}"})),
+        ),
+        post(
+            "target type with U+001F",
+            with("target", json!({"type": "C\u{1f}", "id": "x"})),
+        ),
+        post(
+            "context key with a newline",
+            with("context", json!({"k\n": "v"})),
+        ),
+        post(
+            "batch whose second action has a NUL",
+            json!({"activities": [ok_activity(), with("action", json!("\u{0}"))]}),
+        ),
         // ---- batches --------------------------------------------------------------------------
         post("empty batch", json!({"activities": []})),
         post("batch not an array", json!({"activities": {"a": 1}})),
@@ -385,6 +417,105 @@ fn table(cursor_a: &str, cursor_b: &str) -> Vec<Case> {
             "q context with empty key",
             &format!("q={}", enc(r#"{"context.":"x"}"#)),
         ),
+        // ---- query strings that are not UTF-8, windows that are empty (issue 11) -----------
+        get("action not UTF-8", "action=%FF"),
+        get("actor_name overlong UTF-8", "actor_name=%C0%AF"),
+        get("resource_id lone continuation byte", "resource_id=%80"),
+        get("q not UTF-8", "q=%FF"),
+        get("since not UTF-8", "since=2024-01-01%FF"),
+        get("parameter name not UTF-8", "%FF=1"),
+        get(
+            "since after until",
+            &format!(
+                "since={}&until={}",
+                enc("2024-01-02T00:00:00Z"),
+                enc("2024-01-01T00:00:00Z")
+            ),
+        ),
+        get(
+            "since equal to until",
+            &format!(
+                "since={0}&until={0}",
+                enc("2024-01-01T00:00:00Z")
+            ),
+        ),
+        get("since date after until date", "since=2024-01-02&until=2024-01-01"),
+        get(
+            "since instant after until date",
+            &format!("since={}&until=2024-01-01", enc("2024-01-03T00:00:00Z")),
+        ),
+        get(
+            "q created_at gte after lt",
+            &format!(
+                "q={}",
+                enc(r#"{"created_at":{"gte":"2024-02-01T00:00:00Z","lt":"2024-01-01T00:00:00Z"}}"#)
+            ),
+        ),
+        get(
+            "q created_at between reversed",
+            &format!(
+                "q={}",
+                enc(r#"{"created_at":{"between":["2024-02-01","2024-01-01"]}}"#)
+            ),
+        ),
+        get(
+            "q created_at gt a date, lte the day before",
+            &format!(
+                "q={}",
+                enc(r#"{"created_at":{"gt":"2024-01-02","lte":"2024-01-01"}}"#)
+            ),
+        ),
+        case(
+            "facets prefix not UTF-8",
+            Method::GET,
+            "/v1/activities/facets?field=action&prefix=%FF",
+        ),
+        case(
+            "facets since after until",
+            Method::GET,
+            "/v1/activities/facets?field=action&since=2024-01-02&until=2024-01-01",
+        ),
+        case(
+            "export action not UTF-8",
+            Method::GET,
+            "/v1/activities/export?action=%FF",
+        ),
+        case(
+            "export since after until",
+            Method::GET,
+            "/v1/activities/export?since=2024-01-02&until=2024-01-01",
+        ),
+        case(
+            "Space Invoices resource_type not UTF-8",
+            Method::GET,
+            "/compat/spaceinvoices/activities?resource_type=%FF",
+        ),
+        case(
+            "Space Invoices created_at window empty",
+            Method::GET,
+            format!(
+                "/compat/spaceinvoices/activities?query={}",
+                enc(r#"{"created_at":{"gte":"2024-02-01","lt":"2024-01-01"}}"#)
+            ),
+        ),
+        case(
+            "Sequence entity id not UTF-8",
+            Method::GET,
+            "/compat/sequence/activity-logs?activityLogObjectEntityId=%FF",
+        ),
+        case(
+            "subscriptions action not UTF-8",
+            Method::GET,
+            "/compat/subscriptions/api/activity-logs?start_date=2024-01-01&end_date=2024-01-31&action=%FF",
+        ),
+        case(
+            "subscriptions page past any offset",
+            Method::GET,
+            format!(
+                "/compat/subscriptions/api/activity-logs?start_date=2024-01-01&end_date=2024-01-31&page={}&limit=100",
+                i64::MAX
+            ),
+        ),
         // ---- the query body ---------------------------------------------------------------
         case("query body not JSON", Method::POST, "/v1/activities/query")
             .raw("application/json", "{{"),
@@ -432,6 +563,18 @@ fn table(cursor_a: &str, cursor_b: &str) -> Vec<Case> {
             "/v1/activities/query",
         )
         .json(json!({ "q": deep(10_000, r#"{"action":"#, "}", r#""a""#) })),
+        case(
+            "query body since after until",
+            Method::POST,
+            "/v1/activities/query",
+        )
+        .json(json!({"since": "2024-01-02", "until": "2024-01-01T00:00:00Z"})),
+        case(
+            "query body q window empty",
+            Method::POST,
+            "/v1/activities/query",
+        )
+        .json(json!({"q": {"created_at": {"gte": 1_706_745_600_000i64, "lt": "2024-01-01"}}})),
         case(
             "query body forged cursor",
             Method::POST,
@@ -488,6 +631,12 @@ fn table(cursor_a: &str, cursor_b: &str) -> Vec<Case> {
         case("tenant retention negative", Method::PATCH, "/v1/tenants/a")
             .key(Key::Admin)
             .json(json!({"retention_days": -1})),
+        case("tenant retention 999,999,999 days", Method::PATCH, "/v1/tenants/a")
+            .key(Key::Admin)
+            .json(json!({"retention_days": 999_999_999})),
+        case("tenant created with retention 36,501 days", Method::POST, "/v1/tenants")
+            .key(Key::Admin)
+            .json(json!({"id": "longer", "retention_days": 36_501})),
         case("existing tenant again", Method::POST, "/v1/tenants")
             .key(Key::Admin)
             .json(json!({"id": "a"})),
@@ -861,4 +1010,188 @@ async fn duplicate_json_keys_are_rejected() {
         .await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(r.field(), Some("q"));
+}
+
+/// Regression (issue 11): each of these was accepted: control characters were stored in names
+/// and ids (a NUL in an action, an escape sequence in a resource id that a terminal or a log
+/// viewer would interpret), a query-string value that is not UTF-8 was replaced by U+FFFD and
+/// answered 200 with an empty list (`action=%FF`), and a window whose `since` is not before its
+/// `until` answered 200 with an empty list. Each is now a 400 naming the field, and nothing is
+/// written. The same requests are also rows of the hostile table above.
+#[tokio::test]
+async fn accepted_before_now_a_400_naming_the_field() {
+    let e = env();
+    let key = e.key("a", "read_write");
+    let appends = [
+        (with("action", json!("a\u{0}b")), "action"),
+        (with("action", json!("invoice\nsent")), "action"),
+        (with("action", json!("a\u{7f}")), "action"),
+        (with("resource", json!({"type": "T\t"})), "resource.type"),
+        (
+            with("resource", json!({"type": "T", "id": "\u{1b}[31m"})),
+            "resource.id",
+        ),
+        (with("actor", json!({"type": "u\u{1}"})), "actor.type"),
+        (with("actor", json!({"type": "u", "id": "1\r"})), "actor.id"),
+        (
+            with("actor", json!({"type": "u", "name": "Ana\u{0}"})),
+            "actor.name",
+        ),
+        (
+            with("actor", json!({"type": "u", "email": "a@b\n.c"})),
+            "actor.email",
+        ),
+        (with("target", json!({"type": "C\u{1f}"})), "target.type"),
+        (
+            with("target", json!({"type": "C", "id": "\u{0}"})),
+            "target.id",
+        ),
+        (with("context", json!({"k\n": "v"})), "context"),
+        (
+            json!({"activities": [ok_activity(), with("action", json!("\u{0}"))]}),
+            "activities[1].action",
+        ),
+    ];
+    for (body, field) in appends {
+        let r = call(Method::POST, "/v1/activities")
+            .key(key)
+            .json(&body)
+            .send(&e.app)
+            .await;
+        assert_eq!(r.status, 400, "{body}: {}", r.text());
+        assert_eq!(r.field(), Some(field), "{body}: {}", r.text());
+    }
+    // Text that is not a name may hold line breaks and tabs, as before.
+    let mut fine = ok_activity();
+    fine["summary"] = json!("line one\nline two\tand a tab");
+    fine["context"] = json!({"note": "a\nb"});
+    let r = call(Method::POST, "/v1/activities")
+        .key(key)
+        .json(&fine)
+        .send(&e.app)
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    let q = |s: &str| url_escape(s);
+    let gets = [
+        ("/v1/activities?action=%FF".to_owned(), "action"),
+        ("/v1/activities?actor_name=%C0%AF".to_owned(), "actor_name"),
+        ("/v1/activities?q=%FF".to_owned(), "q"),
+        ("/v1/activities?since=2024-01-01%FF".to_owned(), "since"),
+        ("/v1/activities?context.k=%FF".to_owned(), "context.k"),
+        (
+            "/v1/activities/facets?field=action&prefix=%FF".to_owned(),
+            "prefix",
+        ),
+        ("/v1/activities/export?action=%FF".to_owned(), "action"),
+        (
+            "/compat/spaceinvoices/activities?resource_type=%FF".to_owned(),
+            "resource_type",
+        ),
+        (
+            "/compat/sequence/activity-logs?activityLogObjectEntityId=%FF".to_owned(),
+            "activityLogObjectEntityId",
+        ),
+        (
+            "/compat/subscriptions/api/activity-logs?start_date=2024-01-01&end_date=2024-01-31&action=%FF"
+                .to_owned(),
+            "action",
+        ),
+        (
+            format!(
+                "/v1/activities?since={}&until={}",
+                q("2024-01-02T00:00:00Z"),
+                q("2024-01-01T00:00:00Z")
+            ),
+            "since",
+        ),
+        (
+            format!("/v1/activities?since={0}&until={0}", q("2024-01-01T00:00:00+02:00")),
+            "since",
+        ),
+        (
+            "/v1/activities?since=2024-01-02&until=2024-01-01".to_owned(),
+            "since",
+        ),
+        (
+            format!(
+                "/v1/activities?q={}",
+                q(r#"{"created_at":{"gte":"2024-02-01T00:00:00Z","lt":"2024-01-01T00:00:00Z"}}"#)
+            ),
+            "q.created_at",
+        ),
+        (
+            format!(
+                "/v1/activities?q={}",
+                q(r#"{"created_at":{"between":["2024-02-01","2024-01-01"]}}"#)
+            ),
+            "q.created_at",
+        ),
+        (
+            format!(
+                "/v1/activities?since=2024-03-01&q={}",
+                q(r#"{"created_at":{"lt":"2024-01-01"}}"#)
+            ),
+            "q.created_at",
+        ),
+        (
+            "/v1/activities/facets?field=action&since=2024-01-02&until=2024-01-01".to_owned(),
+            "since",
+        ),
+        (
+            "/v1/activities/export?since=2024-01-02&until=2024-01-01".to_owned(),
+            "since",
+        ),
+        (
+            format!(
+                "/compat/spaceinvoices/activities?query={}",
+                q(r#"{"created_at":{"gte":"2024-02-01","lt":"2024-01-01"}}"#)
+            ),
+            "query.created_at",
+        ),
+        (
+            format!(
+                "/compat/subscriptions/api/activity-logs?start_date=2024-01-01&end_date=2024-01-31&page={}&limit=100",
+                i64::MAX
+            ),
+            "page",
+        ),
+    ];
+    for (uri, field) in &gets {
+        let r = call(Method::GET, uri).key(key).send(&e.app).await;
+        assert_eq!(r.status, 400, "{uri}: {}", r.text());
+        assert_eq!(r.field(), Some(*field), "{uri}: {}", r.text());
+    }
+    let bodies = [
+        (
+            json!({"since": "2024-01-02", "until": "2024-01-01T00:00:00Z"}),
+            "since",
+        ),
+        (
+            json!({"q": {"created_at": {"gte": 1_706_745_600_000i64, "lt": "2024-01-01"}}}),
+            "q.created_at",
+        ),
+    ];
+    for (body, field) in bodies {
+        let r = call(Method::POST, "/v1/activities/query")
+            .key(key)
+            .json(&body)
+            .send(&e.app)
+            .await;
+        assert_eq!(r.status, 400, "{body}: {}", r.text());
+        assert_eq!(r.field(), Some(field), "{body}: {}", r.text());
+    }
+    // A window of one whole day given as the same date twice is not empty; nor is an instant
+    // before a date's end.
+    for uri in [
+        "/v1/activities?since=2024-01-01&until=2024-01-01".to_owned(),
+        format!(
+            "/v1/activities?since={}&until=2024-01-01",
+            q("2024-01-01T12:00:00Z")
+        ),
+    ] {
+        let r = call(Method::GET, &uri).key(key).send(&e.app).await;
+        assert_eq!(r.status, 200, "{uri}: {}", r.text());
+    }
+    assert_eq!(e.store.count("a", &Filter::default()).unwrap(), 1);
 }

@@ -11,12 +11,21 @@ use uuid::Uuid;
 use crate::store::{t, Fixture};
 
 const TENANTS: [&str; 2] = ["t0", "t1"];
-const ACTIONS: [&str; 6] = ["a", "ab", "b", "integration_x", "integration_y", "n\0ul"];
-const TYPES: [&str; 2] = ["Invoice", "Cust\0omer"];
+const ACTIONS: [&str; 6] = [
+    "a",
+    "ab",
+    "b",
+    "integration_x",
+    "integration_y",
+    "n\u{ff}ul",
+];
+const TYPES: [&str; 2] = ["Invoice", "Cust ömer"];
 const IDS: [&str; 3] = ["1", "2", "\u{ff}"];
 const NAMES: [&str; 2] = ["Ana", "Bo"];
 const CTX: [&str; 2] = ["k1", "k2"];
-const VALS: [&str; 2] = ["v1", "v2"];
+/// Names refuse control characters (issue 11); context values may hold them, and a NUL there
+/// keeps the key escaping (`00` → `00 FF`) under test.
+const VALS: [&str; 2] = ["v1", "v\0 2"];
 /// Times drawn from a handful of values so that equal timestamps are common.
 const TIMES: [i64; 6] = [-1_000_001, 0, 1, 999, 1_000, 1_700_000_000_000_000];
 

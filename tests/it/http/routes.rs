@@ -1116,3 +1116,63 @@ async fn facet_counts_agree_with_query_totals() {
         }
     }
 }
+
+/// Regression: the metrics' `method` label was the request's method verbatim, so a client
+/// sending made-up methods (`FOO`, `BREW`, … any token is a valid HTTP method) created a new
+/// time series per name, without bound. Methods outside the standard nine are now `other`.
+#[tokio::test]
+async fn unknown_methods_are_one_metrics_label() {
+    let e = env();
+    for (i, path) in ["/v1/activities", "/healthz", "/no/such/route"]
+        .iter()
+        .enumerate()
+    {
+        for m in ["FOO", "BREW", "X-PURGE-EVERYTHING"] {
+            let method = Method::from_bytes(format!("{m}{i}").as_bytes()).unwrap();
+            let r = call(method, path).send(&e.app).await;
+            assert!(r.status.is_client_error(), "{m} {path}: {}", r.text());
+        }
+    }
+    let text = call(Method::GET, "/metrics").send(&e.app).await.text();
+    for m in ["FOO", "BREW", "X-PURGE"] {
+        assert!(!text.contains(m), "{m} became a label:\n{text}");
+    }
+    assert!(
+        text.contains(r#"actlog_http_requests_total{method="other",route="unmatched",status="#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"method="other",route="/healthz""#),
+        "{text}"
+    );
+}
+
+/// Regression: a key record's *tenant* decided admin rights: any key without a tenant could
+/// pick every tenant by header, whatever its scope. Rights now follow the scope: the store
+/// refuses key records whose scope and tenant disagree (the HTTP layer refuses such a record
+/// too, should one exist: `http::auth` unit tests).
+#[tokio::test]
+async fn a_key_record_must_match_its_scope() {
+    let e = env();
+    let now = chrono::Utc::now();
+    for (tenant, scope) in [
+        (None, actlog::Scope::Read),
+        (None, actlog::Scope::Write),
+        (None, actlog::Scope::ReadWrite),
+        (Some("a".to_owned()), actlog::Scope::Admin),
+    ] {
+        let k = actlog::http::auth::issue_key(tenant.clone(), scope, now);
+        let err = e.store.put_api_key(&k.record).unwrap_err();
+        assert!(
+            matches!(&err, actlog::Error::InvalidArgument { .. }),
+            "{tenant:?} {scope:?}: {err}"
+        );
+        assert!(e.store.api_key(&k.record.key_id).unwrap().is_none());
+        let r = call(Method::GET, "/v1/activities")
+            .key(&k.token)
+            .header("x-tenant-id", "b")
+            .send(&e.app)
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+    }
+}
