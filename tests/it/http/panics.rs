@@ -87,7 +87,7 @@ fn engine_panic_logs_one_bounded_line_with_the_request_id() {
     let lines: Vec<&str> = log.lines().filter(|l| l.contains("fucked up")).collect();
     // For each panic (the key lookup reads the engine too), the panic hook's line and the store
     // error's line, both in the request's span.
-    assert!(lines.len() >= 2 && lines.len() % 2 == 0, "{log}");
+    assert!(lines.len() >= 2 && lines.len().is_multiple_of(2), "{log}");
     for line in lines {
         assert!(line.contains("req-panic-0001"), "{line}");
         assert!(line.chars().count() <= 300, "{line}");
