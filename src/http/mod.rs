@@ -15,6 +15,7 @@
 
 mod activities;
 pub mod auth;
+mod conn;
 mod error;
 pub mod export;
 pub mod extract;
