@@ -100,6 +100,38 @@ pub struct ServeArgs {
     /// Requests an idle API key may make at once before its rate applies.
     #[arg(long, env = "ACTLOG_RATE_LIMIT_BURST", default_value_t = http::ratelimit::RateLimit::default().burst)]
     pub rate_limit_burst: u32,
+    /// Requests a second from one client address without a valid API key; more get a 429 (0: no limit).
+    #[arg(long, env = "ACTLOG_PEER_RATE_LIMIT_PER_SEC", default_value_t = http::Config::default().peer_rate_limit.per_second)]
+    pub peer_rate_limit_per_sec: u32,
+    /// Requests an idle client address may make at once without a valid API key.
+    #[arg(long, env = "ACTLOG_PEER_RATE_LIMIT_BURST", default_value_t = http::Config::default().peer_rate_limit.burst)]
+    pub peer_rate_limit_burst: u32,
+    /// Stored entries one store call of a request may examine; past it, a 400 (0: no cap).
+    #[arg(long, env = "ACTLOG_MAX_EXAMINED", default_value_t = http::Config::default().max_examined)]
+    pub max_examined: u64,
+    /// Requests one API key may have in progress at once; more wait their turn (0: no limit).
+    /// Default: twice the cores, at least 4.
+    #[arg(long, env = "ACTLOG_PER_KEY_CONCURRENCY", default_value_t = http::default_per_key_concurrency())]
+    pub per_key_concurrency: usize,
+    /// Exports one API key may run at once; more get a 429 (0: no limit).
+    #[arg(long, env = "ACTLOG_MAX_EXPORTS_PER_KEY", default_value_t = http::Config::default().max_exports_per_key)]
+    pub max_exports_per_key: usize,
+    /// Seconds a response may wait for a client that does not read before the connection is dropped.
+    #[arg(long, env = "ACTLOG_WRITE_TIMEOUT_SECS", default_value_t = 30)]
+    pub write_timeout_secs: u64,
+    /// Connections held open at once; more wait in the listen backlog.
+    #[arg(long, env = "ACTLOG_MAX_CONNECTIONS", default_value_t = http::Config::default().max_connections)]
+    pub max_connections: usize,
+    /// Seconds a connection has to send a complete request head (also how long an idle keep-alive connection stays open).
+    #[arg(long, env = "ACTLOG_HEADER_TIMEOUT_SECS", default_value_t = 15)]
+    pub header_timeout_secs: u64,
+    /// Seconds a connection may stay silent in both directions while the server waits on it (at least the request timeout + 1).
+    #[arg(long, env = "ACTLOG_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+    /// Heavy store calls (past 2,000 entries examined) running at once, taking turns; one per key
+    /// (0: no turns). Default: one fewer than the cores, at least 1.
+    #[arg(long, env = "ACTLOG_HEAVY_CONCURRENCY", default_value_t = http::default_heavy_concurrency())]
+    pub heavy_concurrency: usize,
     /// Seconds between retention purges (0 disables them).
     #[arg(long, env = "ACTLOG_PURGE_INTERVAL_SECS", default_value_t = 3600)]
     pub purge_interval_secs: u64,
@@ -319,12 +351,28 @@ fn serve(store: Store, data_dir: &std::path::Path, args: ServeArgs) -> anyhow::R
                 per_second: args.rate_limit_per_sec,
                 burst: args.rate_limit_burst,
             },
+            peer_rate_limit: http::ratelimit::RateLimit {
+                per_second: args.peer_rate_limit_per_sec,
+                burst: args.peer_rate_limit_burst,
+            },
+            max_examined: args.max_examined,
+            per_key_concurrency: args.per_key_concurrency,
+            max_exports_per_key: args.max_exports_per_key,
+            write_timeout: Duration::from_secs(args.write_timeout_secs),
+            max_connections: args.max_connections,
+            header_timeout: Duration::from_secs(args.header_timeout_secs),
+            idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+            heavy_concurrency: args.heavy_concurrency,
             ..http::Config::default()
         },
         purge_interval: Duration::from_secs(args.purge_interval_secs),
         shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
     };
+    // Data work occupies at most `concurrency_limit` blocking threads (every store call of a
+    // request holds a slot); the rest of the pool is headroom for key lookups, which take no slot.
+    let blocking_threads = opts.config.concurrency_limit.max(1).saturating_add(256);
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(blocking_threads)
         .enable_all()
         .build()?;
     rt.block_on(async move {

@@ -37,6 +37,16 @@ pub enum Error {
     /// An I/O error outside the storage engine.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// A read examined more stored entries than its [`Budget`](crate::Budget) allows; `what`
+    /// says what it was computing (the page, the total, the facet values, the query plan).
+    #[error("{what} needs more than {max} stored entries examined (the budget's limit)")]
+    WorkLimit { max: u64, what: &'static str },
+    /// A read ran past its [`Budget`](crate::Budget)'s deadline and stopped part way.
+    #[error("the read ran past its deadline")]
+    DeadlineExceeded,
+    /// A read's [`Budget`](crate::Budget) cancel flag was raised and it stopped part way.
+    #[error("the read was cancelled")]
+    Cancelled,
 }
 
 impl Error {

@@ -28,7 +28,10 @@
 //! [`http`] is the HTTP API v1 over a store (an axum `Router` from [`http::app`]), which the
 //! `actlog` binary serves.
 //!
-//! Limits: 1,000 activities a batch, 1,000 a page, the field sizes in [`model`]'s constants.
+//! Limits: 1,000 activities a batch, 1,000 a page, the field sizes in [`model`]'s constants,
+//! the filter bounds [`MAX_LIST`], [`MAX_CONDITIONS`], [`MAX_CONDITION_VALUES`] and
+//! [`MAX_OPERAND_BYTES`]. Reads are unbounded in time and work unless run inside
+//! [`Budget::run`] (the HTTP layer runs every request's reads in one).
 #![forbid(unsafe_code)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -50,8 +53,9 @@ pub use model::{
     Activity, Actor, Appended, Display, NewActivity, ObjectRef, Tenant, TenantPatch, TenantSettings,
 };
 pub use query::{
-    Condition, FacetField, FacetRequest, FacetValue, Field, Filter, Op, Operand, Order, Page,
-    Query, TimeBound, MAX_LIMIT, MAX_LIST,
+    Budget, Condition, FacetField, FacetRequest, FacetValue, Field, Filter, Op, Operand, Order,
+    Page, Query, TimeBound, MAX_CONDITIONS, MAX_CONDITION_VALUES, MAX_LIMIT, MAX_LIST,
+    MAX_OPERAND_BYTES,
 };
 pub use store::{
     ApiKeyRecord, Clock, Durability, FaultHook, FaultPoint, Options, Scope, Store, VerifyReport,

@@ -476,6 +476,8 @@ fn run_quietly(plan: &Plan, dir: &Path, dispatch: &tracing::Dispatch) -> io::Res
             per_second: 0,
             ..RateLimit::default()
         },
+        // The same: one key on every connection is the load, not a caller to hold back.
+        per_key_concurrency: 0,
         ..Config::default()
     };
     let state = AppState::new(Arc::clone(&store), config);

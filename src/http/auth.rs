@@ -5,6 +5,11 @@
 //! plain hash suffices because the secret is uniformly random (nothing to brute-force), and the
 //! comparison runs in constant time.
 //!
+//! Authentication is separate from data work: key lookups go through
+//! [`AppState::auth_lookup`], outside the request slots and work budgets, and the rate-limit
+//! middleware verifies a request's key once, before the request queues for anything; the
+//! extractors reuse that result ([`VerifiedBearer`]).
+//!
 //! Rules (API.md "HTTP API v1", with the choices written down in `docs/http.md`):
 //! - no or malformed `Authorization: Bearer` header, unknown or revoked key: 401;
 //! - a tenant key always acts on its own tenant; naming another tenant in `X-Tenant-Id` (or its
@@ -17,7 +22,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -113,7 +118,8 @@ pub fn key_matches(record: &ApiKeyRecord, secret: &str) -> bool {
     bool::from(hash_secret(secret).ct_eq(&record.hash))
 }
 
-fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+/// The token of an `Authorization: Bearer` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)
         .ok_or_else(|| ApiError::unauthenticated("missing Authorization: Bearer <key> header"))?;
@@ -131,16 +137,70 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
+/// The key a request presents, in any form some route accepts: `Authorization: Bearer`,
+/// `Authorization: Basic` (the Sequence profile: the key is the password, or the user name when
+/// the password is empty), or, without an `Authorization` header, Velt's `x-velt-auth-token`.
+/// `Err` for Basic credentials that do not decode; `Ok(None)` when nothing usable is there.
+pub(crate) fn credential(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(headers
+            .get("x-velt-auth-token")
+            .and_then(|v| v.to_str().ok())
+            .map(|t| t.trim().to_owned()));
+    };
+    let Some((scheme, rest)) = value.to_str().ok().and_then(|v| v.trim().split_once(' ')) else {
+        return Ok(None);
+    };
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(Some(rest.trim().to_owned()));
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let decoded = STANDARD
+        .decode(rest.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| ApiError::unauthenticated("malformed Basic credentials"))?;
+    let (user, pass) = decoded.split_once(':').unwrap_or((decoded.as_str(), ""));
+    Ok(Some(if pass.is_empty() { user } else { pass }.to_owned()))
+}
+
+/// [`credential`], with malformed credentials counted as none.
+pub(crate) fn presented_key(headers: &HeaderMap) -> Option<String> {
+    credential(headers).ok().flatten()
+}
+
+/// The live record of `token`'s key, if the token is a valid, unrevoked key.
+pub(crate) async fn verify(
+    token: &str,
+    state: &AppState,
+) -> Result<Option<ApiKeyRecord>, ApiError> {
+    let Some((key_id, secret)) = parse_token(token) else {
+        return Ok(None);
+    };
+    let record = state.auth_lookup(key_id.to_owned()).await?;
+    Ok(record.filter(|r| key_matches(r, secret) && !r.revoked))
+}
+
+/// A request's `Authorization: Bearer` key, verified by the rate-limit middleware (a request
+/// extension), so the extractors need not look it up again.
+#[derive(Debug, Clone)]
+pub(crate) struct VerifiedBearer(pub(crate) ApiKeyRecord);
+
 /// Finds the live key record the request's bearer token names.
 pub async fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<ApiKeyRecord, ApiError> {
     let token = bearer(headers)?;
-    let invalid = || ApiError::unauthenticated("invalid or revoked API key");
-    let (key_id, secret) = parse_token(token).ok_or_else(invalid)?;
-    let key_id = key_id.to_owned();
-    let record = state.blocking(move |s| s.api_key(&key_id)).await?;
-    match record {
-        Some(r) if key_matches(&r, secret) && !r.revoked => Ok(r),
-        _ => Err(invalid()),
+    verify(token, state)
+        .await?
+        .ok_or_else(|| ApiError::unauthenticated("invalid or revoked API key"))
+}
+
+/// The request's verified bearer key: the middleware's, or looked up now.
+async fn authenticate_parts(parts: &Parts, state: &AppState) -> Result<ApiKeyRecord, ApiError> {
+    match parts.extensions.get::<VerifiedBearer>() {
+        Some(v) => Ok(v.0.clone()),
+        None => authenticate(&parts.headers, state).await,
     }
 }
 
@@ -204,7 +264,7 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let record = authenticate(&parts.headers, state).await?;
+        let record = authenticate_parts(parts, state).await?;
         let tenant = resolve_tenant(state, &record, tenant_header(&parts.headers)?)?;
         Ok(Auth {
             tenant,
@@ -218,7 +278,7 @@ impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let record = authenticate(&parts.headers, state).await?;
+        let record = authenticate_parts(parts, state).await?;
         if record.scope != Scope::Admin || record.tenant.is_some() {
             return Err(ApiError::forbidden("this route needs the admin key"));
         }
@@ -285,5 +345,31 @@ mod tests {
         assert_eq!(resolve_tenant(&state, &own, None).unwrap(), "b");
         assert_eq!(resolve_tenant(&state, &own, Some("b".into())).unwrap(), "b");
         assert!(resolve_tenant(&state, &own, Some("a".into())).is_err());
+    }
+
+    #[test]
+    fn every_credential_form_names_the_key() {
+        let headers = |pairs: &[(&str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(
+                    axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    v.parse().unwrap(),
+                );
+            }
+            h
+        };
+        let basic = |s: &str| format!("Basic {}", STANDARD.encode(s));
+        let got = |pairs: &[(&str, &str)]| credential(&headers(pairs)).unwrap();
+        assert_eq!(got(&[("authorization", "Bearer k1")]), Some("k1".into()));
+        assert_eq!(got(&[("authorization", &basic("u:k2"))]), Some("k2".into()));
+        assert_eq!(got(&[("authorization", &basic("k3:"))]), Some("k3".into()));
+        assert_eq!(got(&[("x-velt-auth-token", " k4 ")]), Some("k4".into()));
+        // An Authorization header wins over Velt's, whatever its scheme.
+        assert_eq!(
+            got(&[("authorization", "Digest x"), ("x-velt-auth-token", "k4")]),
+            None
+        );
+        assert!(credential(&headers(&[("authorization", "Basic !!!")])).is_err());
     }
 }

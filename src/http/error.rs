@@ -167,6 +167,36 @@ impl From<crate::Error> for ApiError {
             E::TenantExists(t) => {
                 ApiError::conflict(format!("tenant {t:?} already exists")).with_field("id")
             }
+            E::WorkLimit { max, what } => {
+                use crate::query::work;
+                let (field, hint) = match what {
+                    work::TOTAL => (
+                        Some("include_total"),
+                        "drop include_total, or narrow the query with since/until or an indexed \
+                         filter",
+                    ),
+                    work::FACETS => (Some("field"), "narrow it with prefix, since or until"),
+                    _ => (
+                        None,
+                        "narrow the query with since/until or an indexed filter (q's string \
+                         operators and a second filtered field are checked record by record)",
+                    ),
+                };
+                let e = ApiError::invalid(
+                    "",
+                    format!(
+                        "{what} needs more than {max} stored entries examined, the per-request \
+                         work limit (--max-examined); {hint}"
+                    ),
+                );
+                ApiError {
+                    field: field.map(str::to_owned),
+                    ..e
+                }
+            }
+            E::DeadlineExceeded | E::Cancelled => {
+                ApiError::unavailable("the request ran past its time limit; try again")
+            }
             other => {
                 tracing::error!(error = %other, "store error");
                 ApiError::internal()

@@ -1,21 +1,30 @@
 //! `GET /v1/activities/export`: every match, streamed as NDJSON or CSV in constant memory.
 //!
-//! A blocking task pages through the store with `Store::query` and cursors (page size
-//! `Config::export_page_size`), encodes each page, and sends it into a bounded channel that feeds
-//! the response body. Memory is bounded by the channel's depth times one page; a client that
-//! stops reading stops the producer (its send fails), and a store error mid-stream is logged and
-//! ends the body abruptly, so the client sees a truncated transfer rather than a silent success.
+//! A producer task pages through the store with `Store::query` and cursors (page size
+//! `Config::export_page_size`); each page is read and encoded in one blocking call, under the
+//! same budget, key lane and server slot as any request, and sent into a bounded channel that
+//! feeds the response body. Between pages the producer holds no thread: it waits for room in
+//! the channel asynchronously. Memory is bounded by the channel's depth times one page.
+//!
+//! A client that goes away stops the producer (its send fails, or the page in progress is
+//! cancelled); a client that stops reading for `Config::write_timeout` makes it give up. A store
+//! error or a give-up mid-stream is logged and ends the body with an error, so the client sees a
+//! truncated transfer rather than a silent success. One key runs at most
+//! `Config::max_exports_per_key` exports at once; more are a 429.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use tokio::sync::mpsc::error::SendTimeoutError;
 
 use super::wire::{format_time, ActivityOut};
-use super::{activities, ApiError, AppState, Auth, Params};
+use super::{activities, ApiError, AppState, Auth, ExportSlot, Params};
 use crate::{Activity, Query};
 
 /// Pages buffered between the store and the socket.
@@ -62,6 +71,17 @@ pub(super) async fn export(
         Some("csv") => Format::Csv,
         Some(_) => return Err(ApiError::invalid("format", "must be ndjson or csv")),
     };
+    let Some(slot) = state.start_export(&auth.key_id) else {
+        let mut resp = ApiError::rate_limited(format!(
+            "this key already runs {} exports, the most one key may run at once; retry when one \
+             has finished",
+            state.config.max_exports_per_key
+        ))
+        .into_response();
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return Ok(resp);
+    };
     let query = Query {
         filter,
         order,
@@ -70,41 +90,37 @@ pub(super) async fn export(
         include_total: false,
     };
     // Run the first page before answering, so a bad filter is a 400 and not a broken stream.
-    let tenant = auth.tenant.clone();
-    let q = query.clone();
-    let first = state.blocking(move |s| s.query(&tenant, &q)).await?;
+    let first = read_page(&state, auth.tenant.clone(), query.clone(), format).await?;
 
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(CHANNEL_DEPTH);
-    let store = std::sync::Arc::clone(&state.store);
-    let tenant = auth.tenant;
-    tokio::task::spawn_blocking(move || {
-        if format == Format::Csv {
-            let _ = tx.blocking_send(Ok(Bytes::from(format!("{}\r\n", CSV_COLUMNS.join(",")))));
-        }
-        let mut page = first;
-        let mut query = query;
-        loop {
-            let chunk = encode_page(format, page.items);
-            if tx.blocking_send(Ok(Bytes::from(chunk))).is_err() {
-                return; // the client went away
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+    let failed = Arc::new(AtomicBool::new(false));
+    let producer = Producer {
+        state,
+        tenant: auth.tenant,
+        key: auth.key_id.clone(),
+        query,
+        format,
+        tx,
+        failed: Arc::clone(&failed),
+        _slot: slot,
+    };
+    tokio::spawn(AppState::as_key(auth.key_id, produce(producer, first)));
+    let stream =
+        futures_util::stream::unfold((rx, failed, false), |(mut rx, failed, ended)| async move {
+            if ended {
+                return None;
             }
-            let Some(next) = page.next_cursor else {
-                return;
-            };
-            query.cursor = Some(next);
-            page = match store.query(&tenant, &query) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::error!(error = %e, "export stopped by a store error");
-                    let _ = tx.blocking_send(Err(std::io::Error::other("export failed")));
-                    return;
-                }
-            };
-        }
-    });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
+            match rx.recv().await {
+                Some(chunk) => Some((Ok(chunk), (rx, failed, false))),
+                // The producer is gone: a clean end, or (if it failed) an error that cuts the
+                // transfer short.
+                None if failed.load(Ordering::Relaxed) => Some((
+                    Err(std::io::Error::other("export stopped")),
+                    (rx, failed, true),
+                )),
+                None => None,
+            }
+        });
     let content_type = match format {
         Format::Ndjson => "application/x-ndjson",
         Format::Csv => "text/csv; charset=utf-8",
@@ -114,6 +130,88 @@ pub(super) async fn export(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// One page, read and encoded on the blocking pool: its bytes and the cursor after it.
+async fn read_page(
+    state: &AppState,
+    tenant: String,
+    query: Query,
+    format: Format,
+) -> Result<(Vec<u8>, Option<String>), ApiError> {
+    state
+        .blocking(move |s| {
+            let page = s.query(&tenant, &query)?;
+            Ok((encode_page(format, page.items), page.next_cursor))
+        })
+        .await
+}
+
+/// What the producer task owns.
+struct Producer {
+    state: AppState,
+    tenant: String,
+    key: String,
+    query: Query,
+    format: Format,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    failed: Arc<AtomicBool>,
+    /// Held until the export ends.
+    _slot: ExportSlot,
+}
+
+async fn produce(mut p: Producer, first: (Vec<u8>, Option<String>)) {
+    let stall = p.state.config.write_timeout;
+    let mut next = Some(first);
+    if p.format == Format::Csv {
+        let header = Bytes::from(format!("{}\r\n", CSV_COLUMNS.join(",")));
+        if !send(&p, header, stall).await {
+            return;
+        }
+    }
+    while let Some((chunk, cursor)) = next.take() {
+        if !send(&p, Bytes::from(chunk), stall).await {
+            return;
+        }
+        let Some(cursor) = cursor else {
+            return;
+        };
+        p.query.cursor = Some(cursor);
+        let page = async {
+            let _turn = p.state.admit(&p.key).await;
+            read_page(&p.state, p.tenant.clone(), p.query.clone(), p.format).await
+        };
+        // A reader that leaves mid-page cancels the page (dropping the read cancels its budget).
+        let page = tokio::select! {
+            page = page => page,
+            () = p.tx.closed() => return,
+        };
+        match page {
+            Ok(page) => next = Some(page),
+            Err(e) => {
+                tracing::error!(error = %e, "export stopped by a store error");
+                p.failed.store(true, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+}
+
+/// Sends one chunk, waiting at most `stall` for room. `false` when the export must end: the
+/// reader left, or read nothing for `stall` (then the export is marked failed).
+async fn send(p: &Producer, chunk: Bytes, stall: std::time::Duration) -> bool {
+    match p.tx.send_timeout(chunk, stall).await {
+        Ok(()) => true,
+        Err(SendTimeoutError::Closed(_)) => false,
+        Err(SendTimeoutError::Timeout(_)) => {
+            tracing::warn!(
+                timeout = ?stall,
+                "export stopped: the client read nothing for the write timeout"
+            );
+            p.failed.store(true, Ordering::Relaxed);
+            false
+        }
+    }
 }
 
 fn encode_page(format: Format, items: Vec<Activity>) -> Vec<u8> {

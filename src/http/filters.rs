@@ -256,6 +256,14 @@ pub fn parse_q(v: &Value, tz: chrono_tz::Tz) -> Result<Vec<Condition>, ApiError>
     };
     let mut out = Vec::new();
     for (name, spec) in m {
+        // Fail before parsing a thousand conditions only to refuse them (`Filter::validate`
+        // has the same limit for library callers).
+        if out.len() >= crate::MAX_CONDITIONS {
+            return Err(ApiError::invalid(
+                "q",
+                format!("more than {} conditions", crate::MAX_CONDITIONS),
+            ));
+        }
         let qfield = format!("q.{name}");
         let field = Field::parse(name)
             .ok_or_else(|| ApiError::invalid(&qfield, format!("unknown field {name:?}")))?;

@@ -2,7 +2,9 @@
 //!
 //! [`app`] builds the whole router from one table, [`routes`], which the OpenAPI document and
 //! the tests enumerate too, so what is served, what is documented and what is tested cannot
-//! drift apart. Every store call runs on the blocking pool ([`AppState::blocking`]).
+//! drift apart. Every store call runs on the blocking pool ([`AppState::blocking`]) inside a
+//! [`Budget`] (time, cancellation, a work cap, heavy-work turns); `docs/http.md` ("Fair share")
+//! lists what one caller can take.
 //!
 //! Invariants:
 //! - every response that is not a 2xx has the body `{"error": {"code", "message", "field"}}`
@@ -13,10 +15,12 @@
 
 mod activities;
 pub mod auth;
+mod conn;
 mod error;
 pub mod export;
 pub mod extract;
 pub mod filters;
+pub mod heavy;
 mod metrics;
 mod openapi;
 pub mod ratelimit;
@@ -24,6 +28,8 @@ mod server;
 mod tenants;
 pub mod wire;
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,12 +43,13 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-use crate::Store;
+use crate::{Budget, Store};
 
 pub use auth::{AdminAuth, Auth};
 pub use error::ApiError;
 pub use extract::{ApiJson, ApiPath, Params};
 pub use metrics::Metrics;
+pub use ratelimit::Caller;
 pub use server::{
     bootstrap, install_panic_hook, serve, shutdown_signal, write_secret_file, Bootstrap,
     ServeOptions, ADMIN_KEY_FILE,
@@ -61,6 +68,33 @@ pub struct Config {
     pub export_page_size: usize,
     /// Requests a second (and burst) per API key; past it, 429 (see [`ratelimit`]).
     pub rate_limit: ratelimit::RateLimit,
+    /// Stored entries (records read, keys counted, index values enumerated) the reads of one
+    /// store call may examine; past it, a 400 that names the limit. 0: no cap.
+    pub max_examined: u64,
+    /// Requests one API key may have in progress at once; more wait their turn, within the
+    /// request timeout. 0: no per-key limit.
+    pub per_key_concurrency: usize,
+    /// Exports one API key may run at once; more are a 429. 0: no limit.
+    pub max_exports_per_key: usize,
+    /// Longest a response write may wait for a client that does not read before `serve` drops
+    /// the connection; also how long an export waits for its reader to take the next page.
+    pub write_timeout: Duration,
+    /// Requests a second (and burst) per client address for requests without a valid API key
+    /// (401s, public routes); past it, 429. Needs the peer address, which [`serve`] provides.
+    pub peer_rate_limit: ratelimit::RateLimit,
+    /// Connections [`serve`] holds at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// A request head must arrive in full within this long of its connection being ready for it
+    /// (opened, or done with the previous response), so idle keep-alive connections close after
+    /// it too.
+    pub header_timeout: Duration,
+    /// A connection on which no byte moves either way for this long while [`serve`] waits on it
+    /// is closed. Never less than `request_timeout` plus a second.
+    pub idle_timeout: Duration,
+    /// Heavy store calls (past [`heavy::QUANTUM`] entries examined) that run at once in the
+    /// whole server, taking turns every `QUANTUM` entries, one per API key at a time (see
+    /// [`heavy`]). 0: no turns.
+    pub heavy_concurrency: usize,
 }
 
 impl Default for Config {
@@ -71,8 +105,43 @@ impl Default for Config {
             concurrency_limit: 256,
             export_page_size: 1000,
             rate_limit: ratelimit::RateLimit::default(),
+            max_examined: 1_000_000,
+            per_key_concurrency: default_per_key_concurrency(),
+            max_exports_per_key: 2,
+            write_timeout: Duration::from_secs(30),
+            peer_rate_limit: ratelimit::RateLimit {
+                per_second: 100,
+                burst: 200,
+            },
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(60),
+            heavy_concurrency: default_heavy_concurrency(),
         }
     }
+}
+
+/// One core fewer than the machine has, at least 1: light requests always find a core that
+/// heavy work is not using.
+pub fn default_heavy_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .saturating_sub(1)
+        .max(1)
+}
+
+tokio::task_local! {
+    /// The API key id of the request this task serves (set by the `limits` middleware and the
+    /// export producer), for the heavy-work turns of its store calls.
+    static CALLER_KEY: String;
+}
+
+/// Twice the machine's cores, at least 4: one key can keep every core busy, and no more.
+pub fn default_per_key_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .saturating_mul(2)
+        .clamp(4, 64)
 }
 
 /// What every handler shares: the store, the configuration and the metrics.
@@ -84,6 +153,11 @@ pub struct AppState {
     limiter: Arc<tokio::sync::Semaphore>,
     /// `None` when the configured rate is 0 (no limit).
     rate_limiter: Option<Arc<ratelimit::RateLimiter>>,
+    /// Per client address, for requests without a valid key; `None` when off.
+    peer_limiter: Option<Arc<ratelimit::RateLimiter<std::net::IpAddr>>>,
+    lanes: Arc<Lanes>,
+    exports: Arc<ExportSlots>,
+    heavy: Arc<heavy::HeavyGates>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -100,26 +174,96 @@ impl AppState {
         let permits = config.concurrency_limit.max(1);
         let rate_limiter = (config.rate_limit.per_second > 0)
             .then(|| Arc::new(ratelimit::RateLimiter::new(config.rate_limit)));
+        let peer_limiter = (config.peer_rate_limit.per_second > 0)
+            .then(|| Arc::new(ratelimit::RateLimiter::new(config.peer_rate_limit)));
         AppState {
             store,
+            lanes: Arc::new(Lanes::new(config.per_key_concurrency)),
+            exports: Arc::new(ExportSlots::new(config.max_exports_per_key)),
+            heavy: Arc::new(heavy::HeavyGates::new(config.heavy_concurrency)),
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
             limiter: Arc::new(tokio::sync::Semaphore::new(permits)),
             rate_limiter,
+            peer_limiter,
         }
     }
 
-    /// Runs a (blocking) store call on the blocking pool.
+    /// Runs a (blocking) store call on the blocking pool, under the per-call budget (see
+    /// [`AppState::run_budgeted`]).
     pub async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&Store) -> crate::Result<T> + Send + 'static,
     {
+        Ok(self.run_budgeted(f).await??)
+    }
+
+    /// Runs `f` on the blocking pool inside a [`Budget`]: at most `max_examined` entries, at most
+    /// `request_timeout`, and cancelled as soon as the returned future is dropped (the request
+    /// timed out, the client went away), so abandoned work stops within a few rows instead of
+    /// running to its end. A call cancelled before it started does not start. Past
+    /// [`heavy::QUANTUM`] entries the call takes turns with other heavy calls (see [`heavy`]).
+    pub async fn run_budgeted<T, E, F>(&self, f: F) -> Result<Result<T, E>, tokio::task::JoinError>
+    where
+        T: Send + 'static,
+        E: From<crate::Error> + Send + 'static,
+        F: FnOnce(&Store) -> Result<T, E> + Send + 'static,
+    {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let _cancel_on_drop = CancelOnDrop(Arc::clone(&cancel));
+        let mut budget = Budget::default()
+            .with_cancel_flag(Arc::clone(&cancel))
+            .with_timeout(self.config.request_timeout);
+        if self.config.max_examined > 0 {
+            budget = budget.with_max_examined(self.config.max_examined);
+        }
+        let key = CALLER_KEY.try_with(String::clone).unwrap_or_default();
+        let deadline = std::time::Instant::now()
+            .checked_add(self.config.request_timeout)
+            .unwrap_or_else(std::time::Instant::now);
+        if let Some(turns) = self.heavy.checkpoint(key, Arc::clone(&cancel), deadline) {
+            budget = budget.with_checkpoint(heavy::QUANTUM, turns);
+        }
         let store = Arc::clone(&self.store);
         // The request's span goes along, so what the store call logs (a panic hook's line
         // included) carries the request id.
         let span = tracing::Span::current();
-        Ok(tokio::task::spawn_blocking(move || span.in_scope(|| f(&store))).await??)
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            if cancel.load(Ordering::Relaxed) {
+                return Err(E::from(crate::Error::Cancelled));
+            }
+            budget.run(|| f(&store))
+        })
+        .await
+    }
+
+    /// Looks up an API key record for authentication. Deliberately outside every data limit
+    /// (no request slot, no budget): a key lookup is one read of a small tree, and a caller must
+    /// learn who it is without queueing behind data work. The blocking pool has room for it
+    /// because data work never occupies more than `concurrency_limit` of its threads.
+    pub(crate) async fn auth_lookup(
+        &self,
+        key_id: String,
+    ) -> Result<Option<crate::ApiKeyRecord>, ApiError> {
+        let store = Arc::clone(&self.store);
+        let span = tracing::Span::current();
+        Ok(tokio::task::spawn_blocking(move || span.in_scope(|| store.api_key(&key_id))).await??)
+    }
+
+    /// Waits for a turn of `key`: one of its `per_key_concurrency` lanes, then one of the
+    /// server's `concurrency_limit` slots. Held for as long as the work runs.
+    pub(crate) async fn admit(&self, key: &str) -> Admission {
+        let lane = match self.lanes.get(key) {
+            Some(sem) => sem.acquire_owned().await.ok(),
+            None => None,
+        };
+        let slot = Arc::clone(&self.limiter).acquire_owned().await.ok();
+        Admission {
+            _lane: lane,
+            _slot: slot,
+        }
     }
 
     /// The time zone of a tenant (UTC if it cannot be read).
@@ -128,6 +272,108 @@ impl AppState {
             .tenant(tenant)
             .and_then(|t| crate::model::parse_timezone(&t.settings.timezone).ok())
             .unwrap_or(chrono_tz::UTC)
+    }
+}
+
+/// Raises a cancel flag when dropped.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A request's turn: its key's lane and a server slot, released when dropped.
+pub(crate) struct Admission {
+    _lane: Option<tokio::sync::OwnedSemaphorePermit>,
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// Per-key concurrency: a semaphore of `per` permits for each API key seen.
+struct Lanes {
+    per: usize,
+    map: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+/// Lanes kept before idle ones are dropped (keys are few; this only bounds the map).
+const MAX_LANES: usize = 4096;
+
+impl Lanes {
+    fn new(per: usize) -> Lanes {
+        Lanes {
+            per,
+            map: parking_lot::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `None` when there is no per-key limit.
+    fn get(&self, key: &str) -> Option<Arc<tokio::sync::Semaphore>> {
+        if self.per == 0 {
+            return None;
+        }
+        let mut map = self.map.lock();
+        if map.len() >= MAX_LANES {
+            // An idle lane: nobody holds it and every permit is back.
+            map.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < self.per);
+        }
+        Some(Arc::clone(map.entry(key.to_owned()).or_insert_with(|| {
+            Arc::new(tokio::sync::Semaphore::new(self.per))
+        })))
+    }
+}
+
+/// Exports running per API key.
+struct ExportSlots {
+    max: usize,
+    running: parking_lot::Mutex<HashMap<String, usize>>,
+}
+
+impl ExportSlots {
+    fn new(max: usize) -> ExportSlots {
+        ExportSlots {
+            max,
+            running: parking_lot::Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// One running export of a key; gives its place back when dropped.
+pub(crate) struct ExportSlot {
+    slots: Arc<ExportSlots>,
+    key: String,
+}
+
+impl AppState {
+    /// Runs `fut` as work of the API key `key` (for the heavy-work turns of its store calls).
+    pub(crate) async fn as_key<F: std::future::Future>(key: String, fut: F) -> F::Output {
+        CALLER_KEY.scope(key, fut).await
+    }
+
+    /// Takes an export place for `key`, or `None` if it already runs `max_exports_per_key`.
+    pub(crate) fn start_export(&self, key: &str) -> Option<ExportSlot> {
+        let mut running = self.exports.running.lock();
+        let n = running.entry(key.to_owned()).or_insert(0);
+        if self.exports.max > 0 && *n >= self.exports.max {
+            return None;
+        }
+        *n += 1;
+        Some(ExportSlot {
+            slots: Arc::clone(&self.exports),
+            key: key.to_owned(),
+        })
+    }
+}
+
+impl Drop for ExportSlot {
+    fn drop(&mut self) {
+        let mut running = self.slots.running.lock();
+        if let Some(n) = running.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                running.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -358,16 +604,18 @@ pub fn routes() -> Vec<RouteSpec> {
 }
 
 /// The application: every route of [`routes`] with the middleware stack (request id, tracing,
-/// panic catching, metrics, concurrency limit, timeout, body limit) and JSON 404/405 fallbacks.
+/// panic catching, metrics, caller identification and rate limits, timeout, per-key lanes and
+/// concurrency limit, body limit) and JSON 404/405 fallbacks.
 pub fn app(state: AppState) -> Router {
     app_with(state, Router::new())
 }
 
 /// [`app`] with `extra` routes merged in under the same middleware stack, so they pass through
 /// every layer the API's routes do (request id, tracing, panic catching, metrics, rate limit,
-/// concurrency limit, timeout, body limit); what they skip is whatever their handlers skip
-/// (authentication is an extractor, not a layer). `actlog bench` serves its fixed-page ceiling
-/// this way. `extra` must not repeat a path of [`routes`]: axum panics on overlapping routes.
+/// lanes, concurrency limit, timeout, body limit); what they skip is whatever their handlers
+/// skip (the rate-limit layer identifies callers, but authorization is an extractor).
+/// `actlog bench` serves its fixed-page ceiling this way. `extra` must not repeat a path of
+/// [`routes`]: axum panics on overlapping routes.
 pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     let mut router: Router<AppState> = Router::new();
     for spec in routes() {
@@ -379,7 +627,8 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits))
-        // Outside the concurrency limit, so a flooding key waits for no slot to be refused.
+        // Outside the concurrency limit, so a flooding key waits for no slot to be refused, and
+        // so the key is known (verified once) before the request queues for its lane.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ratelimit::limit,
@@ -408,17 +657,30 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         .with_state(state)
 }
 
-/// The concurrency limit and the request timeout. A request waits for a slot; the wait counts
-/// against its timeout, so an overloaded server answers 503 rather than queueing forever.
+/// The request timeout, the per-key lanes and the concurrency limit. A request with a valid key
+/// waits for one of its key's lanes, then for a server slot; both waits count against its
+/// timeout, so an overloaded server answers 503 rather than queueing forever, and one key's
+/// backlog never holds slots other keys need. A request without a valid key does no data work
+/// (it is a 401, or a public route) and takes neither: a bad key or a health check is answered
+/// at once however busy the store is (such requests are limited per address instead).
 async fn limits(
     State(state): State<AppState>,
     req: Request<axum::body::Body>,
     next: Next,
 ) -> Response {
-    let limiter = Arc::clone(&state.limiter);
+    let key = match req.extensions().get::<Caller>() {
+        Some(Caller::Key(k)) => Some(k.clone()),
+        _ => None,
+    };
+    let admitting = state.clone();
     let work = async move {
-        let _permit = limiter.acquire_owned().await;
-        next.run(req).await
+        let _turn = match &key {
+            Some(k) => Some(admitting.admit(k).await),
+            None => None,
+        };
+        CALLER_KEY
+            .scope(key.unwrap_or_default(), next.run(req))
+            .await
     };
     match tokio::time::timeout(state.config.request_timeout, work).await {
         Ok(resp) => resp,

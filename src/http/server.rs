@@ -1,13 +1,26 @@
 //! Running the server: first-start bootstrap, the listener, the retention task, graceful
 //! shutdown.
+//!
+//! The accept loop is hyper's HTTP/1 server driven by hand rather than `axum::serve`, for what
+//! `axum::serve` cannot do: a cap on open connections (`Config::max_connections`; past it new
+//! connections wait in the listen backlog), a request-head timeout (`Config::header_timeout`),
+//! write and idle timeouts on every socket (`Config::write_timeout`, `Config::idle_timeout`, see
+//! `conn.rs`), and the peer address in each request (`ConnectInfo<SocketAddr>`, which the
+//! per-address rate limit reads).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 
 use super::auth::issue_key;
+use super::conn::{TimedIo, Timeouts};
 use super::{app, AppState, Config};
 use crate::{Scope, Store, TenantSettings};
 
@@ -105,31 +118,71 @@ pub async fn serve(
     opts: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let config = opts.config.clone();
     let state = AppState::new(Arc::clone(&store), opts.config);
     let router = app(state);
     let purge = (!opts.purge_interval.is_zero())
         .then(|| tokio::spawn(purge_loop(Arc::clone(&store), opts.purge_interval)));
 
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        let _ = stop_rx.changed().await;
-    });
-    let mut server = tokio::spawn(async move { server.await });
-    tokio::select! {
-        r = &mut server => {
-            r??;
-        }
-        () = shutdown => {
-            tracing::info!("shutting down: no new connections, finishing in-flight requests");
-            let _ = stop_tx.send(true);
-            match tokio::time::timeout(opts.shutdown_grace, &mut server).await {
-                Ok(r) => r??,
-                Err(_) => {
-                    tracing::warn!("in-flight requests did not finish within the grace period");
-                    server.abort();
+    let timeouts = Timeouts {
+        write: config.write_timeout,
+        // A request may legitimately go quiet for its whole timeout (waiting for its turn).
+        idle: config.idle_timeout.max(
+            config
+                .request_timeout
+                .saturating_add(Duration::from_secs(1)),
+        ),
+    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // Past the cap, stop accepting: new connections wait in the kernel's backlog.
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot?,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
                 }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                req
+            },
+        );
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_timeout)
+            .serve_connection(
+                TokioIo::new(TimedIo::new(stream, timeouts)),
+                TowerToHyperService::new(service),
+            );
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
-        }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: no new connections, finishing in-flight requests");
+    if tokio::time::timeout(opts.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight requests did not finish within the grace period");
     }
     if let Some(p) = purge {
         p.abort();

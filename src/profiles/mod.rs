@@ -21,11 +21,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Extension;
 use axum::{Json, Router};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use bytes::Bytes;
 
-use crate::http::auth::{authenticate, resolve_tenant, tenant_header};
+use crate::http::auth::{authenticate, credential, resolve_tenant, tenant_header};
 use crate::http::{ApiError, AppState, Auth, Params};
 use crate::store::{Scope, Store};
 use common::Failure;
@@ -54,14 +52,15 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/compat/velt/v2/activities/get", post(velt_get))
 }
 
-/// Runs a blocking profile call on the blocking pool.
+/// Runs a blocking profile call on the blocking pool, under the same per-call budget as the
+/// native routes' store calls (every store read `f` makes counts against it).
 async fn run<T, F>(state: &AppState, f: F) -> Result<T, Failure>
 where
     T: Send + 'static,
     F: FnOnce(&Store) -> Result<T, Failure> + Send + 'static,
 {
-    let store = Arc::clone(&state.store);
-    tokio::task::spawn_blocking(move || f(&store))
+    state
+        .run_budgeted(f)
         .await
         .map_err(|e| Failure::Api(ApiError::from(e)))?
 }
@@ -76,31 +75,8 @@ async fn authorize(
     tenant: Option<String>,
 ) -> Result<Auth, ApiError> {
     let mut h = headers.clone();
-    let auth_value = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim);
-    let basic = auth_value.and_then(|v| {
-        let (scheme, rest) = v.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("basic").then_some(rest.trim())
-    });
-    let bearer = match (auth_value, basic) {
-        (Some(_), Some(credentials)) => {
-            let decoded = STANDARD
-                .decode(credentials)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| ApiError::unauthenticated("malformed Basic credentials"))?;
-            let (user, pass) = decoded.split_once(':').unwrap_or((decoded.as_str(), ""));
-            Some(if pass.is_empty() { user } else { pass }.to_owned())
-        }
-        (Some(_), None) => None,
-        (None, _) => headers
-            .get("x-velt-auth-token")
-            .and_then(|v| v.to_str().ok())
-            .map(|t| t.trim().to_owned()),
-    };
-    if let Some(token) = bearer {
+    // The same reading of the credentials as the rate limiter's, so every form is limited.
+    if let Some(token) = credential(headers)? {
         let v = HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|_| ApiError::unauthenticated("malformed credentials"))?;
         h.insert(header::AUTHORIZATION, v);

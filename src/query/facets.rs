@@ -2,11 +2,14 @@
 //! distinct value costs one seek plus a count of its posting lists within the time window; no record
 //! is decoded.
 
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
 use std::ops::Bound;
 
 use uuid::Uuid;
 
-use super::plan::distinct_values;
+use super::budget::{self, what};
+use super::plan::for_each_distinct_value;
 use super::{filter, Filter, TimeBound};
 use crate::error::{Error, Result};
 use crate::store::keys::{self, IndexKind, Pos};
@@ -52,7 +55,8 @@ pub struct FacetRequest {
     pub prefix: Option<String>,
     pub since: Option<TimeBound>,
     pub until: Option<TimeBound>,
-    /// Most values returned (the most frequent first).
+    /// Most values returned (the most frequent first). Memory is proportional to it, not to
+    /// the number of distinct values.
     pub limit: usize,
 }
 
@@ -65,6 +69,64 @@ pub struct FacetValue {
 
 /// Distinct values enumerated before giving up.
 const MAX_DISTINCT: usize = 100_000;
+
+/// A counted value, ordered best first: higher count, then lower value.
+#[derive(Debug, PartialEq, Eq)]
+struct Ranked(FacetValue);
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .0
+            .count
+            .cmp(&self.0.count)
+            .then_with(|| self.0.value.cmp(&other.0.value))
+    }
+}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The best `k` of a stream of values, holding at most `k` of them at a time.
+struct TopK {
+    k: usize,
+    /// A max-heap of `Ranked`, so its top is the worst value kept.
+    heap: BinaryHeap<Ranked>,
+}
+
+impl TopK {
+    fn new(k: usize) -> TopK {
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k.min(1024).saturating_add(1)),
+        }
+    }
+
+    fn offer(&mut self, v: FacetValue) {
+        if self.k == 0 {
+            return;
+        }
+        let v = Ranked(v);
+        if self.heap.len() < self.k {
+            self.heap.push(v);
+        } else if self.heap.peek().is_some_and(|worst| v < *worst) {
+            self.heap.pop();
+            self.heap.push(v);
+        }
+    }
+
+    /// Best first.
+    fn into_sorted(self) -> Vec<FacetValue> {
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|r| r.0)
+            .collect()
+    }
+}
 
 impl Store {
     /// Distinct values of a field with their counts, most frequent first, ties by value.
@@ -109,12 +171,6 @@ impl Store {
         }
         let value_start = scan.len();
         keys::push_escaped_open(&mut scan, req.prefix.as_deref().unwrap_or(""));
-        let Some(values) = distinct_values(&self.log, &scan, value_start, MAX_DISTINCT)? else {
-            return Err(Error::invalid(
-                "field",
-                format!("more than {MAX_DISTINCT} distinct values"),
-            ));
-        };
         let lo = Bound::Included(Pos {
             time: window.lo,
             id: Uuid::nil(),
@@ -127,17 +183,62 @@ impl Store {
                 id: Uuid::nil(),
             })
         };
-        let mut out = Vec::new();
-        for (value, prefix) in values {
-            let count = postings::count(&self.log, &prefix, lo, hi)?;
-            if count > 0 {
-                let value =
-                    String::from_utf8(value).map_err(|_| Error::Corrupt("facet value".into()))?;
-                out.push(FacetValue { value, count });
-            }
+        // Each value is counted as it is found and only the best `limit` are kept, so memory
+        // is one page of values whatever the field's cardinality.
+        let mut top = TopK::new(req.limit);
+        let complete = for_each_distinct_value(
+            &self.log,
+            &scan,
+            value_start,
+            MAX_DISTINCT,
+            what::FACETS,
+            |value, prefix| {
+                budget::check()?;
+                let count = postings::count(&self.log, &prefix, lo, hi)?;
+                if count > 0 {
+                    let value = String::from_utf8(value)
+                        .map_err(|_| Error::Corrupt("facet value".into()))?;
+                    top.offer(FacetValue { value, count });
+                }
+                Ok(())
+            },
+        )?;
+        if !complete {
+            return Err(Error::invalid(
+                "field",
+                format!("more than {MAX_DISTINCT} distinct values"),
+            ));
         }
-        out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
-        out.truncate(req.limit);
-        Ok(out)
+        Ok(top.into_sorted())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Keeping the best `k` as values stream by gives what sorting them all and taking `k`
+        /// gives: most frequent first, ties by value.
+        #[test]
+        fn top_k_is_the_head_of_the_full_sort(
+            counts in proptest::collection::btree_map("[a-d]{0,3}", 1u64..5, 0..40),
+            k in 0usize..12,
+        ) {
+            let all: Vec<FacetValue> = counts
+                .iter()
+                .map(|(v, c)| FacetValue { value: v.clone(), count: *c })
+                .collect();
+            let mut top = TopK::new(k);
+            for v in all.iter().rev() {
+                top.offer(v.clone());
+            }
+            let mut want = all;
+            want.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+            want.truncate(k);
+            prop_assert_eq!(top.into_sorted(), want);
+        }
     }
 }

@@ -122,8 +122,28 @@ fn action_matches(list: &[String], action: &str) -> bool {
         })
 }
 
-/// Does the activity match every filter? `w` is the filter's window.
-pub(crate) fn matches(f: &Filter, w: &Window, a: &Activity) -> bool {
+/// The filter's `contains` operands lowercased, one slot per condition (`None` for the others):
+/// computed once per query instead of once per candidate.
+#[derive(Debug, Clone)]
+pub(crate) struct Folded(Vec<Option<String>>);
+
+impl Folded {
+    pub(crate) fn new(f: &Filter) -> Folded {
+        Folded(
+            f.conditions
+                .iter()
+                .map(|c| match &c.op {
+                    Op::Contains(x) => Some(x.to_lowercase()),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Does the activity match every filter? `w` is the filter's window and `folded` must be
+/// `Folded::new(f)`.
+pub(crate) fn matches(f: &Filter, folded: &Folded, w: &Window, a: &Activity) -> bool {
     let actor = a.actor.as_ref();
     let target = a.target.as_ref();
     w.contains(a.created_at.timestamp_micros())
@@ -139,7 +159,10 @@ pub(crate) fn matches(f: &Filter, w: &Window, a: &Activity) -> bool {
         && f.context
             .iter()
             .all(|(k, v)| a.context_value(k) == Some(v.as_str()))
-        && f.conditions.iter().all(|c| condition_matches(c, a))
+        && f.conditions
+            .iter()
+            .enumerate()
+            .all(|(i, c)| condition_matches(c, folded.0.get(i).and_then(Option::as_deref), a))
 }
 
 /// The string value of a field on an activity; `None` when absent.
@@ -166,7 +189,8 @@ fn field_str<'a>(a: &'a Activity, field: &'a Field, id_buf: &'a mut String) -> O
     }
 }
 
-fn condition_matches(c: &Condition, a: &Activity) -> bool {
+/// `folded` is the condition's operand lowercased, for `contains`.
+fn condition_matches(c: &Condition, folded: Option<&str>, a: &Activity) -> bool {
     if c.field == Field::CreatedAt {
         let t = a.created_at;
         let at = |o: &Operand| match o {
@@ -213,7 +237,10 @@ fn condition_matches(c: &Condition, a: &Activity) -> bool {
         Op::Lte(o) => s(o).is_some_and(|x| v <= x),
         Op::In(list) => list.iter().any(|o| s(o).is_some_and(id_eq)),
         Op::NotIn(list) => !list.iter().any(|o| s(o).is_some_and(id_eq)),
-        Op::Contains(x) => v.to_lowercase().contains(&x.to_lowercase()),
+        Op::Contains(x) => match folded {
+            Some(x) => v.to_lowercase().contains(x),
+            None => v.to_lowercase().contains(&x.to_lowercase()),
+        },
         Op::StartsWith(x) => v.starts_with(x.as_str()),
         Op::EndsWith(x) => v.ends_with(x.as_str()),
         Op::Between(lo, hi) => s(lo).is_some_and(|lo| v >= lo) && s(hi).is_some_and(|hi| v <= hi),

@@ -1,6 +1,7 @@
 //! The query engine: filters, the planner that turns them into index range scans, cursors and
 //! facets. Everything here reads the store through `store::keys`; nothing here knows JSON.
 
+mod budget;
 pub(crate) mod cursor;
 mod facets;
 mod filter;
@@ -16,6 +17,8 @@ use crate::model::Activity;
 use crate::store::keys::Pos;
 use crate::store::Store;
 
+pub(crate) use budget::what as work;
+pub use budget::Budget;
 pub use facets::{FacetField, FacetRequest, FacetValue};
 
 /// The order of results.
@@ -130,11 +133,21 @@ impl Condition {
             Op::Equals(o) | Op::Gt(o) | Op::Gte(o) | Op::Lt(o) | Op::Lte(o) => vec![o],
             Op::In(v) | Op::NotIn(v) => v.iter().collect(),
             Op::Between(a, b) => vec![a, b],
-            Op::Contains(_) | Op::StartsWith(_) | Op::EndsWith(_) => {
+            Op::Contains(s) | Op::StartsWith(s) | Op::EndsWith(s) => {
                 if is_time {
                     return Err(Error::invalid(
                         field_name,
                         "string operators do not apply to created_at",
+                    ));
+                }
+                // Every candidate pays for the operand's length; no stored value is longer.
+                if s.len() > MAX_OPERAND_BYTES {
+                    return Err(Error::invalid(
+                        field_name,
+                        format!(
+                            "contains, startsWith and endsWith take at most {MAX_OPERAND_BYTES} \
+                             bytes"
+                        ),
                     ));
                 }
                 vec![]
@@ -173,6 +186,13 @@ impl Condition {
 
 /// Most values in one IN list or `id` list.
 pub const MAX_LIST: usize = 1000;
+/// Longest operand of `contains`, `startsWith` and `endsWith`, in bytes (the longest stored
+/// string, a 4 KiB summary, is no reason for more: the operand is searched in every candidate).
+pub const MAX_OPERAND_BYTES: usize = 1024;
+/// Most `q` conditions in one filter (every candidate is checked against each).
+pub const MAX_CONDITIONS: usize = 32;
+/// Most `in`/`notIn` values in all of a filter's `q` conditions together.
+pub const MAX_CONDITION_VALUES: usize = 1000;
 /// Largest page.
 pub const MAX_LIMIT: usize = 1000;
 
@@ -219,6 +239,26 @@ impl Filter {
         }
         if self.context.len() > 16 {
             return Err(Error::invalid("context", "more than 16 context filters"));
+        }
+        if self.conditions.len() > MAX_CONDITIONS {
+            return Err(Error::invalid(
+                "q",
+                format!("more than {MAX_CONDITIONS} conditions"),
+            ));
+        }
+        let values: usize = self
+            .conditions
+            .iter()
+            .map(|c| match &c.op {
+                Op::In(v) | Op::NotIn(v) => v.len(),
+                _ => 0,
+            })
+            .sum();
+        if values > MAX_CONDITION_VALUES {
+            return Err(Error::invalid(
+                "q",
+                format!("more than {MAX_CONDITION_VALUES} in/notIn values in all conditions"),
+            ));
         }
         Ok(())
     }
@@ -286,6 +326,8 @@ pub struct Page {
 impl Store {
     /// Runs a query. Every filter on an indexed field is answered by index range scans in time
     /// order; a cursor resumes them with one seek per range, so a page costs the same at any depth.
+    /// Filters on fields no index serves (`q` string operators, a second constrained field) are
+    /// checked record by record; run it inside [`Budget::run`] to bound that work.
     pub fn query(&self, tenant: &str, q: &Query) -> Result<Page> {
         // A panic inside sled (it has some on damaged files) becomes `Error::EnginePanic` here instead of unwinding into the caller.
         self.read_guard("query", || self.query_inner(tenant, q))
@@ -336,7 +378,7 @@ impl Store {
         };
         let scan_order = if forward { q.order } else { q.order.reverse() };
         let mut items = Vec::with_capacity(q.limit + 1);
-        plan.run(self, scan_order, after, |a| {
+        plan.run(self, scan_order, after, budget::what::PAGE, |a| {
             items.push(a);
             Ok(items.len() <= q.limit)
         })?;
@@ -405,7 +447,7 @@ impl Store {
         let info = self.tenant_info(tenant)?;
         let mut caller_panic = None;
         let result = self.read_guard("scan", || {
-            plan::Plan::new(self, &info, filter)?.run(self, order, None, |a| {
+            plan::Plan::new(self, &info, filter)?.run(self, order, None, budget::what::PAGE, |a| {
                 match catch_unwind(AssertUnwindSafe(|| f(a))) {
                     Ok(r) => r,
                     Err(p) => {

@@ -12,6 +12,7 @@ use std::ops::{Bound, RangeBounds};
 
 use uuid::Uuid;
 
+use super::budget::{self, what};
 use super::filter::{self, Window};
 use super::{Field, Filter, Op, Operand, Order};
 use crate::error::Result;
@@ -39,6 +40,8 @@ enum Source {
 pub(crate) struct Plan<'f> {
     tenant: u32,
     filter: &'f Filter,
+    /// The filter's `contains` operands, lowercased once here rather than per candidate.
+    folded: filter::Folded,
     window: Window,
     source: Source,
     exact: bool,
@@ -97,14 +100,35 @@ pub(crate) type ValuePrefix = (Vec<u8>, Vec<u8>);
 
 /// Distinct values of one escaped key component among keys starting with `scan_prefix`, found by
 /// skipping from one value to the next (one seek per value). `value_start` is the offset of the
-/// component in the key. Returns `None` past `max` values.
+/// component in the key. Returns `None` past `max` values. Each value found is charged to the
+/// running budget as one entry examined, as `what`.
 pub(crate) fn distinct_values(
     log: &sled::Tree,
     scan_prefix: &[u8],
     value_start: usize,
     max: usize,
+    what: &'static str,
 ) -> Result<Option<Vec<ValuePrefix>>> {
     let mut out = Vec::new();
+    let complete = for_each_distinct_value(log, scan_prefix, value_start, max, what, |v, p| {
+        out.push((v, p));
+        Ok(())
+    })?;
+    Ok(complete.then_some(out))
+}
+
+/// [`distinct_values`] as a visitor, for callers that keep only some of the values: calls `f`
+/// with each value and its key prefix, in key order. Returns `false` (having called `f` `max`
+/// times) if there are more than `max` values.
+pub(crate) fn for_each_distinct_value(
+    log: &sled::Tree,
+    scan_prefix: &[u8],
+    value_start: usize,
+    max: usize,
+    what: &'static str,
+    mut f: impl FnMut(Vec<u8>, Vec<u8>) -> Result<()>,
+) -> Result<bool> {
+    let mut seen = 0usize;
     let mut from = scan_prefix.to_vec();
     loop {
         let Some(kv) = log.range(from.clone()..).next() else {
@@ -116,17 +140,19 @@ pub(crate) fn distinct_values(
         }
         let (value, rest) = keys::take_escaped(&k[value_start..])?;
         let value_prefix = k[..k.len() - rest.len()].to_vec();
-        if out.len() == max {
-            return Ok(None);
+        if seen == max {
+            return Ok(false);
         }
+        budget::charge(1, what)?;
+        seen += 1;
         let next = keys::prefix_successor(&value_prefix);
-        out.push((value, value_prefix));
+        f(value, value_prefix)?;
         match next {
             Some(n) => from = n,
             None => break,
         }
     }
-    Ok(Some(out))
+    Ok(true)
 }
 
 impl<'f> Plan<'f> {
@@ -137,6 +163,7 @@ impl<'f> Plan<'f> {
         let plan = |source, used: usize| Plan {
             tenant,
             filter: f,
+            folded: filter::Folded::new(f),
             window,
             source,
             exact: used == total,
@@ -155,6 +182,7 @@ impl<'f> Plan<'f> {
         if let Some(ids) = ids {
             let mut found = Vec::new();
             for id in ids {
+                budget::charge(1, what::PLAN)?;
                 if let Some(pos) = store.locate(tenant, id)? {
                     if window.contains(pos.time) {
                         found.push(pos);
@@ -298,16 +326,18 @@ impl<'f> Plan<'f> {
     }
 
     /// Calls `f` with each match in `order`, strictly after `after`, until it returns `Ok(false)`.
+    /// Every record read is charged to the running budget as `what`.
     pub(crate) fn run(
         &self,
         store: &Store,
         order: Order,
         after: Option<Pos>,
+        what: &'static str,
         mut f: impl FnMut(Activity) -> Result<bool>,
     ) -> Result<()> {
         let (lo, hi) = self.bounds(order, after);
         let mut emit = |a: Activity| -> Result<bool> {
-            if filter::matches(self.filter, &self.window, &a) {
+            if filter::matches(self.filter, &self.folded, &self.window, &a) {
                 f(a)
             } else {
                 Ok(true)
@@ -322,6 +352,7 @@ impl<'f> Plan<'f> {
                     list.reverse();
                 }
                 for pos in list {
+                    budget::charge(1, what)?;
                     if let Some(a) = store.record_at(self.tenant, pos)? {
                         if !emit(a)? {
                             break;
@@ -333,6 +364,7 @@ impl<'f> Plan<'f> {
             Source::Records => {
                 let range = keys::suffix_range(&keys::record_prefix(self.tenant), lo, hi);
                 for kv in directed(store.log.range(range), order) {
+                    budget::charge(1, what)?;
                     let (k, v) = kv?;
                     let pos = keys::suffix_pos(&k)?;
                     if !emit(Store::decode_record(pos, &v)?)? {
@@ -344,6 +376,7 @@ impl<'f> Plan<'f> {
             Source::Ranges(prefixes) => {
                 let mut merge = Merge::new(store, prefixes, lo, hi, order)?;
                 while let Some(pos) = merge.next()? {
+                    budget::charge(1, what)?;
                     // A position whose record is gone was removed by a retention purge between
                     // reading the index and reading the record (an append writes a record with
                     // its entries in one batch, a purge removes them in one batch; only this
@@ -365,7 +398,7 @@ impl<'f> Plan<'f> {
     pub(crate) fn count(&self, store: &Store) -> Result<u64> {
         if !self.exact {
             let mut n = 0u64;
-            self.run(store, Order::Asc, None, |_| {
+            self.run(store, Order::Asc, None, what::TOTAL, |_| {
                 n += 1;
                 Ok(true)
             })?;
@@ -379,14 +412,20 @@ impl<'f> Plan<'f> {
                 let mut n = 0u64;
                 let prefix = keys::record_prefix(self.tenant);
                 for kv in store.log.range(keys::suffix_range(&prefix, lo, hi)) {
+                    budget::charge(1, what::TOTAL)?;
                     kv?;
                     n += 1;
                 }
                 Ok(n)
             }
+            // `postings::count` adds list lengths without decoding; its loop over one value's
+            // lists has no budget hook, so the budget is charged and checked once per value.
             Source::Ranges(prefixes) => prefixes
                 .iter()
-                .map(|p| postings::count(&store.log, p, lo, hi))
+                .map(|p| {
+                    budget::charge(1, what::TOTAL)?;
+                    postings::count(&store.log, p, lo, hi)
+                })
                 .sum(),
         }
     }
@@ -400,7 +439,7 @@ fn leading_values(
     max: usize,
 ) -> Result<Option<Vec<String>>> {
     let prefix = keys::index_kind_prefix(tenant, kind);
-    let Some(values) = distinct_values(&store.log, &prefix, prefix.len(), max)? else {
+    let Some(values) = distinct_values(&store.log, &prefix, prefix.len(), max, what::PLAN)? else {
         return Ok(None);
     };
     let mut out = Vec::with_capacity(values.len());
@@ -415,7 +454,12 @@ fn leading_values(
 
 /// The index ranges for the action filter: one per exact value, and one per distinct stored
 /// value under each prefix (`integration_*`, or a `startsWith` condition).
+///
+/// Patterns are normalized first: a repeated value or prefix, and anything a shorter prefix
+/// already covers, is dropped, so `action=*,*,…` costs one expansion. More than [`MAX_RANGES`]
+/// ranges after expansion is an error naming the filter, not a silent full scan.
 fn action_ranges(store: &Store, tenant: u32, f: &Filter) -> Result<Option<Vec<Vec<u8>>>> {
+    let mut field = "action";
     let mut patterns: Vec<(String, bool)> = f
         .actions
         .iter()
@@ -425,6 +469,7 @@ fn action_ranges(store: &Store, tenant: u32, f: &Filter) -> Result<Option<Vec<Ve
         })
         .collect();
     if patterns.is_empty() {
+        field = "q.action";
         if let Some(v) = values_of(&[], f, &Field::Action) {
             patterns = v.into_iter().map(|a| (a, false)).collect();
         } else if let Some(p) = f.conditions.iter().find_map(|c| match (&c.field, &c.op) {
@@ -437,6 +482,16 @@ fn action_ranges(store: &Store, tenant: u32, f: &Filter) -> Result<Option<Vec<Ve
     if patterns.is_empty() {
         return Ok(None);
     }
+    let patterns = normalize_patterns(patterns);
+    let too_many = || {
+        crate::Error::invalid(
+            field,
+            format!(
+                "the action values and prefixes match more than {MAX_RANGES} distinct actions; \
+                 use longer prefixes"
+            ),
+        )
+    };
     let mut out = Vec::new();
     for (p, is_prefix) in patterns {
         if !is_prefix {
@@ -446,17 +501,54 @@ fn action_ranges(store: &Store, tenant: u32, f: &Filter) -> Result<Option<Vec<Ve
         let kind_prefix = keys::index_kind_prefix(tenant, IndexKind::Action);
         let mut scan = kind_prefix.clone();
         keys::push_escaped_open(&mut scan, &p);
-        match distinct_values(&store.log, &scan, kind_prefix.len(), MAX_RANGES)? {
+        let room = MAX_RANGES.saturating_sub(out.len());
+        match distinct_values(&store.log, &scan, kind_prefix.len(), room, what::PLAN)? {
             Some(values) => out.extend(values.into_iter().map(|(_, prefix)| prefix)),
-            None => return Ok(None),
+            None => return Err(too_many()),
         }
     }
     out.sort();
     out.dedup();
     if out.len() > MAX_RANGES {
-        return Ok(None);
+        return Err(too_many());
     }
     Ok(Some(out))
+}
+
+/// Deduplicates action patterns (`(text, is_prefix)`) and drops every pattern a kept prefix
+/// covers. Prefixes and values come out sorted, prefixes first.
+///
+/// In sorted order, a string lies between any prefix of it and itself, and everything in between
+/// shares that prefix; so the greatest kept prefix not above a pattern is the only one that can
+/// cover it.
+fn normalize_patterns(patterns: Vec<(String, bool)>) -> Vec<(String, bool)> {
+    let (mut prefixes, mut values): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    for (p, is_prefix) in patterns {
+        if is_prefix {
+            prefixes.push(p);
+        } else {
+            values.push(p);
+        }
+    }
+    prefixes.sort();
+    prefixes.dedup();
+    values.sort();
+    values.dedup();
+    let mut kept: Vec<String> = Vec::with_capacity(prefixes.len());
+    for p in prefixes {
+        if !kept.last().is_some_and(|q| p.starts_with(q.as_str())) {
+            kept.push(p);
+        }
+    }
+    let covered = |v: &str| {
+        let i = kept.partition_point(|q| q.as_str() <= v);
+        i > 0 && v.starts_with(kept[i - 1].as_str())
+    };
+    values.retain(|v| !covered(v));
+    kept.into_iter()
+        .map(|p| (p, true))
+        .chain(values.into_iter().map(|v| (v, false)))
+        .collect()
 }
 
 type KvIter = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
@@ -548,5 +640,43 @@ impl Merge {
             return Ok(Some(pos));
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pats(v: &[(&str, bool)]) -> Vec<(String, bool)> {
+        v.iter().map(|(s, p)| ((*s).to_owned(), *p)).collect()
+    }
+
+    #[test]
+    fn action_patterns_are_deduplicated_and_covered_ones_dropped() {
+        // 1,000 copies of `*` are one prefix that covers everything.
+        let stars = vec![(String::new(), true); 1000];
+        assert_eq!(normalize_patterns(stars), pats(&[("", true)]));
+        assert_eq!(
+            normalize_patterns(pats(&[
+                ("ab", true),
+                ("abc", true),
+                ("ac", true),
+                ("ab.x", false),
+                ("b", false),
+                ("b", false),
+                ("a", false),
+            ])),
+            pats(&[("ab", true), ("ac", true), ("a", false), ("b", false)])
+        );
+        // A prefix covered through one that is itself dropped.
+        assert_eq!(
+            normalize_patterns(pats(&[
+                ("a", true),
+                ("a0", true),
+                ("ab", true),
+                ("abc", false)
+            ])),
+            pats(&[("a", true)])
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Integration tests, linked into one binary. One module per area.
 
 mod cli;
+mod connections;
 mod crash;
 mod cursors;
 mod damaged;
@@ -10,6 +11,7 @@ mod faults;
 mod hostile;
 mod http;
 mod kill9;
+mod limits;
 mod model;
 mod paging;
 mod profiles;
