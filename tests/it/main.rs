@@ -1,6 +1,7 @@
 //! Integration tests, linked into one binary. One module per area.
 
 mod cli;
+mod console;
 mod crash;
 mod cursors;
 mod damaged;

@@ -1,0 +1,3 @@
+//! The web console's routes: what `GET /` and its assets answer, and their security headers.
+
+mod headers;
