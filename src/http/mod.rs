@@ -16,6 +16,7 @@
 mod activities;
 pub mod auth;
 mod conn;
+pub mod console;
 mod error;
 pub mod export;
 pub mod extract;
@@ -569,6 +570,26 @@ pub fn routes() -> Vec<RouteSpec> {
             None,
             (204, ""),
             || axum::routing::delete(tenants::revoke_key),
+        ),
+        r(
+            Method::GET,
+            "/",
+            Access::Public,
+            "The web console: an HTML page that signs in with an API key and calls this API.",
+            &[],
+            None,
+            (200, "Html"),
+            || get(console::index),
+        ),
+        r(
+            Method::GET,
+            "/console/{asset}",
+            Access::Public,
+            "A file of the web console (script, style sheet, icon), compiled into the binary.",
+            &[],
+            None,
+            (200, "Asset"),
+            || get(console::asset),
         ),
         r(
             Method::GET,

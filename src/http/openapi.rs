@@ -32,6 +32,13 @@ pub fn document() -> Value {
             json!({"description": "the matches", "content": {
                 "application/x-ndjson": {"schema": {"type": "string"}},
                 "text/csv": {"schema": {"type": "string"}}}})
+        } else if schema == "Html" {
+            json!({"description": "the console page", "content": {"text/html": {"schema": {"type": "string"}}}})
+        } else if schema == "Asset" {
+            json!({"description": "the file", "content": {
+                "text/javascript": {"schema": {"type": "string"}},
+                "text/css": {"schema": {"type": "string"}},
+                "image/svg+xml": {"schema": {"type": "string"}}}})
         } else if schema == "Metrics" {
             json!({"description": "Prometheus text", "content": {"text/plain": {"schema": {"type": "string"}}}})
         } else {
@@ -46,6 +53,9 @@ pub fn document() -> Value {
             responses.insert("404".into(), err("not_found"));
             responses.insert("413".into(), err("payload_too_large"));
             responses.insert("503".into(), err("unavailable"));
+        }
+        if r.path == "/console/{asset}" {
+            responses.insert("404".into(), err("not_found"));
         }
         if r.path == "/v1/activities" && r.method == axum::http::Method::POST {
             responses.insert("200".into(), json!({"description": "every activity was there already", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AppendResult"}}}}));

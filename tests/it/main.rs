@@ -2,6 +2,7 @@
 
 mod cli;
 mod connections;
+mod console;
 mod crash;
 mod cursors;
 mod damaged;

@@ -80,7 +80,8 @@ fn request(f: &Fixture, spec: &RouteSpec, query: &str) -> Call {
             &format!("/v1/activities/{}", f.a_ids[0]),
         )
         .replace("{id}", "a")
-        .replace("{key_id}", &f.a_key_id);
+        .replace("{key_id}", &f.a_key_id)
+        .replace("{asset}", "app.js");
     let uri = if query.is_empty() {
         path
     } else {
@@ -221,6 +222,49 @@ async fn isolation_matrix() {
     assert_eq!(e.store.count("a", &actlog::Filter::default()).unwrap(), 3);
     assert_eq!(e.store.count("b", &actlog::Filter::default()).unwrap(), 1);
     assert!(e.store.tenant("newt").is_none());
+}
+
+/// The public routes (health, metrics, the OpenAPI document, the console and its assets) need no
+/// key and show no tenant's data, whoever asks and whatever tenant they name.
+#[tokio::test]
+async fn public_routes_serve_no_tenant_data() {
+    let f = fixture().await;
+    let e = &f.e;
+    let public: Vec<RouteSpec> = routes()
+        .into_iter()
+        .filter(|r| r.access == Access::Public)
+        .collect();
+    assert!(
+        public.iter().any(|r| r.path == "/"),
+        "the console is not public"
+    );
+    for spec in &public {
+        let cases = [
+            ("no key", request(&f, spec, "")),
+            (
+                "A's key",
+                request(&f, spec, "").key(e.key("a", "read_write")),
+            ),
+            (
+                "B's key naming A",
+                request(&f, spec, "")
+                    .key(e.key("b", "read"))
+                    .header("x-tenant-id", "a"),
+            ),
+            (
+                "the admin key naming A",
+                request(&f, spec, "")
+                    .key(&e.admin)
+                    .header("x-tenant-id", "a"),
+            ),
+        ];
+        for (case, c) in cases {
+            let what = format!("{spec:?} / {case}");
+            let r = c.send(&e.app).await;
+            assert_eq!(r.status, StatusCode::OK, "{what}: {}", r.text());
+            assert_clean(&f, &what, &r);
+        }
+    }
 }
 
 /// B's own requests succeed and show only B's data, even when they aim at A's ids.
