@@ -194,7 +194,9 @@ impl Store {
             what::FACETS,
             |value, prefix| {
                 budget::check()?;
-                let count = postings::count(&self.log, &prefix, lo, hi)?;
+                let count = postings::count(&self.log, &prefix, lo, hi, || {
+                    budget::charge(1, what::FACETS)
+                })?;
                 if count > 0 {
                     let value = String::from_utf8(value)
                         .map_err(|_| Error::Corrupt("facet value".into()))?;

@@ -418,14 +418,11 @@ impl<'f> Plan<'f> {
                 }
                 Ok(n)
             }
-            // `postings::count` adds list lengths without decoding; its loop over one value's
-            // lists has no budget hook, so the budget is charged and checked once per value.
+            // `postings::count` adds list lengths without decoding; the budget is charged once
+            // per list it reads.
             Source::Ranges(prefixes) => prefixes
                 .iter()
-                .map(|p| {
-                    budget::charge(1, what::TOTAL)?;
-                    postings::count(&store.log, p, lo, hi)
-                })
+                .map(|p| postings::count(&store.log, p, lo, hi, || budget::charge(1, what::TOTAL)))
                 .sum(),
         }
     }

@@ -138,16 +138,19 @@ pub(crate) fn range(
 }
 
 /// How many positions of `prefix` lie in `lo..hi`. Lists wholly inside count by their length,
-/// without decoding.
+/// without decoding. `per_list` runs before each list is read: the caller's work budget, which
+/// stops a count of millions of lists part way by returning an error.
 pub(crate) fn count(
     log: &sled::Tree,
     prefix: &[u8],
     lo: Bound<Pos>,
     hi: Bound<Pos>,
+    mut per_list: impl FnMut() -> Result<()>,
 ) -> Result<u64> {
     let bounds = (lo, hi);
     let mut n = 0u64;
     for kv in log.range(range(prefix, lo, hi)) {
+        per_list()?;
         let (k, v) = kv?;
         let first = keys::suffix_pos(&k)?;
         if v.is_empty() {
@@ -388,7 +391,7 @@ mod tests {
             let mut rev = want.clone();
             rev.reverse();
             prop_assert_eq!(all(&t, &prefix, lo, hi, false), rev);
-            prop_assert_eq!(count(&t, &prefix, lo, hi).unwrap(), want.len() as u64);
+            prop_assert_eq!(count(&t, &prefix, lo, hi, || Ok(())).unwrap(), want.len() as u64);
             for p in &model {
                 prop_assert!(contains(&t, &prefix, *p).unwrap());
             }
@@ -418,9 +421,36 @@ mod tests {
         // Times 0 .. 2.5 buckets: three lists.
         assert_eq!(t.len(), 3);
         assert_eq!(
-            count(&t, b"p", Bound::Unbounded, Bound::Unbounded).unwrap(),
+            count(&t, b"p", Bound::Unbounded, Bound::Unbounded, || Ok(())).unwrap(),
             100
         );
+    }
+
+    /// A count of one value's lists is stoppable part way: `per_list` runs before every list,
+    /// so a caller's budget ends a count over millions of lists (it used to be checked once per
+    /// value, before the whole loop).
+    #[test]
+    fn a_count_stops_when_per_list_says_so() {
+        let t = temp_tree();
+        for i in 0..10i64 {
+            let mut batch = sled::Batch::default();
+            insert_grouped(
+                &mut batch,
+                vec![(b"p".to_vec(), pos(i << keys::BUCKET_BITS, 0))],
+            );
+            t.apply_batch(batch).unwrap();
+        }
+        let mut lists = 0;
+        let r = count(&t, b"p", Bound::Unbounded, Bound::Unbounded, || {
+            lists += 1;
+            if lists > 3 {
+                Err(Error::Cancelled)
+            } else {
+                Ok(())
+            }
+        });
+        assert!(matches!(r, Err(Error::Cancelled)), "{r:?}");
+        assert_eq!(lists, 4);
     }
 
     #[test]
