@@ -511,10 +511,12 @@ fn export(store: &Store, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let mut io_error = None;
     store.scan(&tenant, &filter, order, |a| {
         let r = match args.format {
-            ExportFormat::Ndjson => serde_json::to_writer(&mut out, &ActivityOut::from(a))
-                .map_err(std::io::Error::from)
-                .and_then(|()| out.write_all(b"\n")),
-            ExportFormat::Csv => out.write_all(http::export::csv_row(&a).as_bytes()),
+            ExportFormat::Ndjson => {
+                serde_json::to_writer(&mut out, &ActivityOut::from(a.to_activity()?))
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| out.write_all(b"\n"))
+            }
+            ExportFormat::Csv => out.write_all(http::export::csv_row(&a.to_activity()?).as_bytes()),
         };
         match r {
             Ok(()) => Ok(true),

@@ -54,5 +54,6 @@ pub use query::{
     Query, TimeBound, MAX_LIMIT, MAX_LIST,
 };
 pub use store::{
-    ApiKeyRecord, Clock, Durability, FaultHook, FaultPoint, Options, Scope, Store, VerifyReport,
+    ActivityRef, ActorRef, ApiKeyRecord, Clock, ContextIter, ContextRef, DisplayRef, Durability,
+    FaultHook, FaultPoint, ObjRef, Options, Record, Scope, Store, VerifyReport,
 };

@@ -83,7 +83,7 @@ fn scan_all(store: &Store, tenant: &str, order: Order) -> io::Result<u64> {
     store
         .scan(tenant, &Filter::default(), order, |a| {
             n += 1;
-            std::hint::black_box(&a);
+            std::hint::black_box(a);
             Ok(true)
         })
         .map_err(io_err)?;
@@ -272,7 +272,7 @@ pub fn read(plan: &Plan, path: &Path) -> io::Result<Figures> {
             store
                 .scan(t, &Filter::default(), Order::Asc, |a| {
                     line.clear();
-                    write_ndjson(&a, &mut line);
+                    write_ndjson(&a.to_activity()?, &mut line);
                     io::Write::write_all(&mut sink, &line)?;
                     n += 1;
                     Ok(true)

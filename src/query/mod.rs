@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::model::Activity;
 use crate::store::keys::Pos;
-use crate::store::Store;
+use crate::store::{ActivityRef, Record, Store};
 
 pub use facets::{FacetField, FacetRequest, FacetValue};
 
@@ -246,10 +246,11 @@ impl Default for Query {
     }
 }
 
-/// One page of results.
+/// One page of results: owned activities from [`Store::query`], stored records (to be read in
+/// place) from [`Store::query_records`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct Page {
-    pub items: Vec<Activity>,
+pub struct Page<T = Activity> {
+    pub items: Vec<T>,
     /// Continues after the last item, in the query's order; `None` on the last page.
     pub next_cursor: Option<String>,
     /// Goes back to the items before the first one; `None` on the first page.
@@ -263,12 +264,29 @@ impl Store {
     /// Runs a query. Every filter on an indexed field is answered by index range scans in time
     /// order; a cursor resumes them with one seek per range, so a page costs the same at any depth.
     pub fn query(&self, tenant: &str, q: &Query) -> Result<Page> {
+        let page = self.query_records(tenant, q)?;
+        Ok(Page {
+            items: page
+                .items
+                .iter()
+                .map(Record::to_activity)
+                .collect::<Result<_>>()?,
+            next_cursor: page.next_cursor,
+            prev_cursor: page.prev_cursor,
+            has_more: page.has_more,
+            total: page.total,
+        })
+    }
+
+    /// [`Store::query`], with each item the record as stored, to be read in place
+    /// ([`Record::view`]) instead of decoded into an owned [`Activity`].
+    pub fn query_records(&self, tenant: &str, q: &Query) -> Result<Page<Record>> {
         // A panic inside sled (damaged files; a reverse-iteration bug, see ARCHITECTURE.md)
         // becomes `Error::EnginePanic` here instead of unwinding into the caller.
         crate::store::guard("query", || self.query_inner(tenant, q))
     }
 
-    fn query_inner(&self, tenant: &str, q: &Query) -> Result<Page> {
+    fn query_inner(&self, tenant: &str, q: &Query) -> Result<Page<Record>> {
         if q.limit == 0 || q.limit > MAX_LIMIT {
             return Err(Error::invalid(
                 "limit",
@@ -288,8 +306,8 @@ impl Store {
         };
         let scan_order = if forward { q.order } else { q.order.reverse() };
         let mut items = Vec::with_capacity(q.limit + 1);
-        plan.run(self, scan_order, after, |a| {
-            items.push(a);
+        plan.run(self, scan_order, after, |r, _| {
+            items.push(r.clone());
             Ok(items.len() <= q.limit)
         })?;
         let more = items.len() > q.limit;
@@ -297,10 +315,7 @@ impl Store {
         if !forward {
             items.reverse();
         }
-        let pos = |a: &Activity| Pos {
-            time: a.created_at.timestamp_micros(),
-            id: a.id,
-        };
+        let pos = Record::pos;
         let mk = |fwd: bool, p: Pos| cursor::encode(&self.secret, tenant, fingerprint, fwd, p);
         let (next_cursor, prev_cursor) = if forward {
             let next = if more {
@@ -343,15 +358,16 @@ impl Store {
     }
 
     /// Calls `f` with every match in order until it returns `Ok(false)`, in constant memory.
+    /// Each match is read in place: [`ActivityRef::to_activity`] makes an owned copy.
     pub fn scan(
         &self,
         tenant: &str,
         filter: &Filter,
         order: Order,
-        f: impl FnMut(Activity) -> Result<bool>,
+        mut f: impl FnMut(&ActivityRef<'_>) -> Result<bool>,
     ) -> Result<()> {
         filter.validate()?;
         let info = self.tenant_info(tenant)?;
-        plan::Plan::new(self, &info, filter)?.run(self, order, None, f)
+        plan::Plan::new(self, &info, filter)?.run(self, order, None, |_, a| f(a))
     }
 }

@@ -15,10 +15,9 @@ use uuid::Uuid;
 use super::filter::{self, Window};
 use super::{Field, Filter, Op, Operand, Order};
 use crate::error::Result;
-use crate::model::Activity;
 use crate::store::keys::{self, IndexKind, Pos};
 use crate::store::postings::{self, Postings};
-use crate::store::{Store, TenantInfo};
+use crate::store::{ActivityRef, Record, Store, TenantInfo};
 
 /// Most index ranges one query merges; past it the planner picks another source.
 const MAX_RANGES: usize = 1000;
@@ -307,17 +306,19 @@ impl<'f> Plan<'f> {
     }
 
     /// Calls `f` with each match in `order`, strictly after `after`, until it returns `Ok(false)`.
+    /// A match comes as its stored record and that record read in place.
     pub(crate) fn run(
         &self,
         store: &Store,
         order: Order,
         after: Option<Pos>,
-        mut f: impl FnMut(Activity) -> Result<bool>,
+        mut f: impl FnMut(&Record, &ActivityRef<'_>) -> Result<bool>,
     ) -> Result<()> {
         let (lo, hi) = self.bounds(order, after);
-        let mut emit = |a: Activity| -> Result<bool> {
+        let mut emit = |r: Record| -> Result<bool> {
+            let a = r.view()?;
             if filter::matches(self.filter, &self.window, &a) {
-                f(a)
+                f(&r, &a)
             } else {
                 Ok(true)
             }
@@ -331,7 +332,7 @@ impl<'f> Plan<'f> {
                     list.reverse();
                 }
                 for pos in list {
-                    if let Some(a) = store.record_at(self.tenant, pos)? {
+                    if let Some(a) = store.stored_at(self.tenant, pos)? {
                         if !emit(a)? {
                             break;
                         }
@@ -344,7 +345,7 @@ impl<'f> Plan<'f> {
                 for kv in directed(store.log.range(range), order) {
                     let (k, v) = kv?;
                     let pos = keys::suffix_pos(&k)?;
-                    if !emit(Store::decode_record(pos, &v)?)? {
+                    if !emit(Record::new(pos, v))? {
                         break;
                     }
                 }
@@ -353,7 +354,7 @@ impl<'f> Plan<'f> {
             Source::Ranges(prefixes) => {
                 let mut merge = Merge::new(store, prefixes, lo, hi, order)?;
                 while let Some(pos) = merge.next()? {
-                    let Some(a) = store.record_at(self.tenant, pos)? else {
+                    let Some(a) = store.stored_at(self.tenant, pos)? else {
                         return Err(crate::Error::Corrupt(format!(
                             "index entry without record {}",
                             pos.id
@@ -372,7 +373,7 @@ impl<'f> Plan<'f> {
     pub(crate) fn count(&self, store: &Store) -> Result<u64> {
         if !self.exact {
             let mut n = 0u64;
-            self.run(store, Order::Asc, None, |_| {
+            self.run(store, Order::Asc, None, |_, _| {
                 n += 1;
                 Ok(true)
             })?;
