@@ -1,7 +1,8 @@
 //! `GET /v1/activities/export`: every match, streamed as NDJSON or CSV in constant memory.
 //!
-//! A blocking task pages through the store with `Store::query` and cursors (page size
-//! `Config::export_page_size`), encodes each page, and sends it into a bounded channel that feeds
+//! A blocking task pages through the store with `Store::query_records` and cursors (page size
+//! `Config::export_page_size`), encodes each page (NDJSON straight from the stored records with
+//! `render`), and sends it into a bounded channel that feeds
 //! the response body. Memory is bounded by the channel's depth times one page; a client that
 //! stops reading stops the producer (its send fails), and a store error mid-stream is logged and
 //! ends the body abruptly, so the client sees a truncated transfer rather than a silent success.
@@ -14,9 +15,9 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::wire::{format_time, ActivityOut};
-use super::{activities, ApiError, AppState, Auth, Params};
-use crate::{Activity, Query};
+use super::wire::format_time;
+use super::{activities, render, ApiError, AppState, Auth, Params};
+use crate::{Activity, Query, Record};
 
 /// Pages buffered between the store and the socket.
 const CHANNEL_DEPTH: usize = 4;
@@ -72,7 +73,9 @@ pub(super) async fn export(
     // Run the first page before answering, so a bad filter is a 400 and not a broken stream.
     let tenant = auth.tenant.clone();
     let q = query.clone();
-    let first = state.blocking(move |s| s.query(&tenant, &q)).await?;
+    let first = state
+        .blocking(move |s| s.query_records(&tenant, &q))
+        .await?;
 
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(CHANNEL_DEPTH);
     let store = std::sync::Arc::clone(&state.store);
@@ -84,7 +87,14 @@ pub(super) async fn export(
         let mut page = first;
         let mut query = query;
         loop {
-            let chunk = encode_page(format, page.items);
+            let chunk = match encode_page(format, &page.items) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "export stopped by a damaged record");
+                    let _ = tx.blocking_send(Err(std::io::Error::other("export failed")));
+                    return;
+                }
+            };
             if tx.blocking_send(Ok(Bytes::from(chunk))).is_err() {
                 return; // the client went away
             }
@@ -92,7 +102,7 @@ pub(super) async fn export(
                 return;
             };
             query.cursor = Some(next);
-            page = match store.query(&tenant, &query) {
+            page = match store.query_records(&tenant, &query) {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!(error = %e, "export stopped by a store error");
@@ -116,20 +126,20 @@ pub(super) async fn export(
         .into_response())
 }
 
-fn encode_page(format: Format, items: Vec<Activity>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(items.len() * 256);
-    for a in items {
+/// One page's lines. Fails only on a damaged record.
+fn encode_page(format: Format, items: &[Record]) -> crate::Result<Vec<u8>> {
+    let size: usize = items
+        .iter()
+        .map(render::line_capacity)
+        .fold(0, usize::saturating_add);
+    let mut out = Vec::with_capacity(size);
+    for r in items {
         match format {
-            Format::Ndjson => {
-                // Serializing plain data into a Vec cannot fail; skip the line if it ever did.
-                if serde_json::to_writer(&mut out, &ActivityOut::from(a)).is_ok() {
-                    out.push(b'\n');
-                }
-            }
-            Format::Csv => out.extend_from_slice(csv_row(&a).as_bytes()),
+            Format::Ndjson => render::ndjson_line(&mut out, &r.view()?),
+            Format::Csv => out.extend_from_slice(csv_row(&r.to_activity()?).as_bytes()),
         }
     }
-    out
+    Ok(out)
 }
 
 /// One CSV row (RFC 4180: cells with `,` `"` CR or LF are quoted, quotes doubled).

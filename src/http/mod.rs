@@ -20,6 +20,7 @@ pub mod filters;
 mod metrics;
 mod openapi;
 pub mod ratelimit;
+pub mod render;
 mod server;
 mod tenants;
 pub mod wire;
