@@ -380,8 +380,10 @@ fn rows(a: &Figures, s: &Figures) -> Vec<Row> {
         "lower",
     );
     for (name, label) in [
-        ("warm_fwd", "scan warm fwd, Store::scan"),
-        ("warm_rev", "scan warm rev, Store::scan"),
+        ("warm_fwd", "scan warm fwd, Store::scan (read in place)"),
+        ("warm_rev", "scan warm rev, Store::scan (read in place)"),
+        ("owned_fwd", "scan warm fwd, owned Activity"),
+        ("owned_rev", "scan warm rev, owned Activity"),
         ("cold_fwd", "scan cold fwd"),
         ("cold_rev", "scan cold rev"),
         ("paged_fwd", "scan warm fwd, query pages of 1000"),
