@@ -201,7 +201,7 @@ pub fn write_line(row: &Row<'_>, out: &mut Vec<u8>) -> rusqlite::Result<()> {
     };
     let a = crate::ActivityRef {
         id: Uuid::from_bytes(id),
-        created_at: crate::model::micros_to_time(row.get(0)?),
+        time: row.get(0)?,
         action: req(2)?,
         resource: crate::ObjRef {
             kind: req(3)?,

@@ -69,7 +69,7 @@ pub fn activity(out: &mut Vec<u8>, a: &ActivityRef<'_>) {
     let mut buf = uuid::Uuid::encode_buffer();
     out.extend_from_slice(a.id.hyphenated().encode_lower(&mut buf).as_bytes());
     out.extend_from_slice(b"\",\"created_at\":\"");
-    time(out, &a.created_at);
+    time(out, &a.created_at());
     out.extend_from_slice(b"\",\"action\":");
     json_str(out, a.action);
     out.extend_from_slice(b",\"resource\":{\"type\":");
@@ -361,7 +361,7 @@ mod tests {
                     (changes, metadata, display),
                 )| {
                     // Times across chrono's whole range and past it (which saturates).
-                    let created_at = crate::model::micros_to_time(time / 8);
+                    let created_at = crate::model::micros_to_time(time);
                     Activity {
                         id: Uuid::from_u128(id),
                         created_at,

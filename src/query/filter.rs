@@ -126,7 +126,7 @@ fn action_matches(list: &[String], action: &str) -> bool {
 pub(crate) fn matches(f: &Filter, w: &Window, a: &ActivityRef<'_>) -> bool {
     let actor = a.actor.as_ref();
     let target = a.target.as_ref();
-    w.contains(a.created_at.timestamp_micros())
+    w.contains(a.time)
         && (f.ids.is_empty() || f.ids.contains(&a.id))
         && action_matches(&f.actions, a.action)
         && any_eq(&f.resource_types, Some(a.resource.kind))
@@ -172,7 +172,7 @@ fn field_str<'a>(
 
 fn condition_matches(c: &Condition, a: &ActivityRef<'_>) -> bool {
     if c.field == Field::CreatedAt {
-        let t = a.created_at;
+        let t = a.created_at();
         let at = |o: &Operand| match o {
             Operand::Time(x) => Some(*x),
             Operand::Str(_) => None,

@@ -115,7 +115,7 @@ pub(crate) fn view(pos: Pos, bytes: &[u8]) -> Result<ActivityRef<'_>> {
         return Err(Error::Corrupt(format!("record at {}: too large", pos.id)));
     }
     let bad = |what: &str| Error::Corrupt(format!("record at {}: {what}", pos.id));
-    let mut r = Reader { buf: body };
+    let mut r = Reader::new(body);
     let action = r.str().ok_or_else(|| bad("action"))?;
     let resource_type = r.str().ok_or_else(|| bad("resource type"))?;
     let resource_id = r.opt_str().ok_or_else(|| bad("resource id"))?;
@@ -140,12 +140,11 @@ pub(crate) fn view(pos: Pos, bytes: &[u8]) -> Result<ActivityRef<'_>> {
     if n > r.buf.len() / 2 {
         return Err(bad("context length"));
     }
-    let context_start = r.buf;
+    let context = r;
     for _ in 0..n {
         r.str().ok_or_else(|| bad("context key"))?;
         r.str().ok_or_else(|| bad("context value"))?;
     }
-    let context_bytes = &context_start[..context_start.len() - r.buf.len()];
     let summary = r.opt_str().ok_or_else(|| bad("summary"))?;
     let reason = r.opt_str().ok_or_else(|| bad("reason"))?;
     let changes = r.opt_str().ok_or_else(|| bad("changes"))?;
@@ -162,7 +161,7 @@ pub(crate) fn view(pos: Pos, bytes: &[u8]) -> Result<ActivityRef<'_>> {
     }
     Ok(ActivityRef {
         id: pos.id,
-        created_at: crate::model::micros_to_time(pos.time),
+        time: pos.time,
         action,
         resource: ObjRef {
             kind: resource_type,
@@ -171,7 +170,7 @@ pub(crate) fn view(pos: Pos, bytes: &[u8]) -> Result<ActivityRef<'_>> {
         actor,
         target,
         context: ContextRef(Pairs::Stored {
-            bytes: context_bytes,
+            at: context,
             len: n,
         }),
         summary,
@@ -190,8 +189,9 @@ pub(crate) fn view(pos: Pos, bytes: &[u8]) -> Result<ActivityRef<'_>> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActivityRef<'a> {
     pub id: Uuid,
-    /// Microsecond precision.
-    pub created_at: DateTime<Utc>,
+    /// `created_at` in microseconds since the Unix epoch (as the key holds it; see
+    /// [`ActivityRef::created_at`]).
+    pub time: i64,
     pub action: &'a str,
     pub resource: ObjRef<'a>,
     pub actor: Option<ActorRef<'a>>,
@@ -236,9 +236,10 @@ pub struct ContextRef<'a>(Pairs<'a>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pairs<'a> {
-    /// `len` key/value string pairs in V1's encoding, checked by `view`.
+    /// `len` key/value string pairs in V1's encoding at the reader's position, checked by
+    /// `view`.
     Stored {
-        bytes: &'a [u8],
+        at: Reader<'a>,
         len: usize,
     },
     Owned(&'a [(String, String)]),
@@ -264,10 +265,7 @@ impl<'a> ContextRef<'a> {
     /// The entries in stored order (sorted by key).
     pub fn iter(&self) -> ContextIter<'a> {
         ContextIter(match self.0 {
-            Pairs::Stored { bytes, len } => PairsIter::Stored {
-                r: Reader { buf: bytes },
-                left: len,
-            },
+            Pairs::Stored { at, len } => PairsIter::Stored { r: at, left: len },
             Pairs::Owned(p) => PairsIter::Owned(p.iter()),
         })
     }
@@ -327,6 +325,11 @@ impl<'a> Iterator for ContextIter<'a> {
 }
 
 impl ActivityRef<'_> {
+    /// When it happened (microsecond precision; times outside chrono's range saturate).
+    pub fn created_at(&self) -> DateTime<Utc> {
+        crate::model::micros_to_time(self.time)
+    }
+
     /// The value of `context[key]`, if present.
     pub fn context_value(&self, key: &str) -> Option<&str> {
         self.context.get(key)
@@ -343,7 +346,7 @@ impl ActivityRef<'_> {
         let string = |s: Option<&str>| s.map(str::to_owned);
         Ok(Activity {
             id: self.id,
-            created_at: self.created_at,
+            created_at: self.created_at(),
             action: self.action.to_owned(),
             resource: ObjectRef {
                 kind: self.resource.kind.to_owned(),
@@ -426,26 +429,40 @@ impl Record {
 }
 
 /// A cursor over V1 record bytes. Every method returns `None` on damaged or short input.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Reader<'a> {
     buf: &'a [u8],
+    /// `buf` as text, while it is all UTF-8 from here on (as a record is when every string is
+    /// shorter than 128 bytes, so that every length is one ASCII byte). Checking the bytes once
+    /// is far cheaper than checking a dozen short strings one by one: a string is then split off
+    /// this text, and checked on its own only where that fails (a length byte that is not ASCII
+    /// ends the text, a string that does not end on a character boundary cannot be split off).
+    text: Option<&'a str>,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if n > self.buf.len() {
-            return None;
+    fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader {
+            buf,
+            text: std::str::from_utf8(buf).ok(),
         }
-        let (head, rest) = self.buf.split_at(n);
+    }
+
+    #[inline(always)]
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.buf.split_at_checked(n)?;
         self.buf = rest;
+        self.text = self.text.and_then(|t| t.get(n..));
         Some(head)
     }
 
+    #[inline(always)]
     fn byte(&mut self) -> Option<u8> {
         Some(self.take(1)?[0])
     }
 
     /// bincode's varint: below 251 one byte; 251, 252, 253 announce a u16, u32, u64 (LE).
+    #[inline(always)]
     fn len(&mut self) -> Option<usize> {
         let v = match self.byte()? {
             b @ 0..=250 => u64::from(b),
@@ -458,6 +475,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An option tag: 0 for `None`, 1 for `Some`.
+    #[inline(always)]
     fn tag(&mut self) -> Option<bool> {
         match self.byte()? {
             0 => Some(false),
@@ -466,12 +484,19 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline(always)]
     fn str(&mut self) -> Option<&'a str> {
         let n = self.len()?;
+        if let Some((s, rest)) = self.text.and_then(|t| t.split_at_checked(n)) {
+            self.text = Some(rest);
+            self.buf = rest.as_bytes();
+            return Some(s);
+        }
         std::str::from_utf8(self.take(n)?).ok()
     }
 
     /// `Some(None)` for an absent value, `None` for damage.
+    #[inline(always)]
     fn opt_str(&mut self) -> Option<Option<&'a str>> {
         match self.tag()? {
             false => Some(None),
@@ -687,7 +712,7 @@ mod tests {
             let bytes = encode(&a).unwrap();
             let v = view(pos, &bytes).unwrap();
             prop_assert_eq!(v.id, a.id);
-            prop_assert_eq!(v.created_at, a.created_at);
+            prop_assert_eq!(v.created_at(), a.created_at);
             prop_assert_eq!(v.action, a.action.as_str());
             prop_assert_eq!(v.resource.kind, a.resource.kind.as_str());
             prop_assert_eq!(v.resource.id, a.resource.id.as_deref());
