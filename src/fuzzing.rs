@@ -77,7 +77,9 @@ pub fn record(data: &[u8]) {
     let view = view.expect("decode accepted what view refused");
     let canonical = |t: Option<&str>| {
         t.is_none_or(|t| {
-            serde_json::from_str::<serde_json::Value>(t).is_ok_and(|v| v.to_string() == t)
+            serde_json::from_str::<serde_json::Value>(t)
+                .and_then(|v| serde_json::to_string(&v))
+                .is_ok_and(|printed| printed == t)
         })
     };
     if canonical(view.changes)
