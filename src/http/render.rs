@@ -190,11 +190,41 @@ static ESCAPE: [u8; 256] = {
     t
 };
 
+/// Does any byte need escaping? Eight bytes at a time: a byte below 0x20, a `"` or a `\\`
+/// (the word tricks are exact about whether such a byte exists).
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        let x = u64::from_le_bytes(b);
+        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0;
+        if control
+            || has_zero(x ^ (ONES * u64::from(b'"')))
+            || has_zero(x ^ (ONES * u64::from(b'\\')))
+        {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&b| ESCAPE[usize::from(b)] != 0)
+}
+
 /// A JSON string, escaped as `serde_json` escapes it.
 pub fn json_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
+    if !needs_escape(bytes) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let esc = ESCAPE[usize::from(b)];
@@ -224,14 +254,16 @@ pub fn json_str(out: &mut Vec<u8>, s: &str) {
 /// intermediate `String`. Years outside 0–9999 (which chrono writes with a sign) take chrono's
 /// own path.
 fn time(out: &mut Vec<u8>, t: &DateTime<Utc>) {
+    // The naive UTC value: `DateTime<Utc>`'s own accessors add the (zero) offset each time.
+    let t = t.naive_utc();
     let year = t.year();
     let nanos = t.nanosecond();
     let (Ok(year), true) = (u32::try_from(year), nanos < 1_000_000_000) else {
-        out.extend_from_slice(super::wire::format_time(t).as_bytes());
+        out.extend_from_slice(super::wire::format_time(&t.and_utc()).as_bytes());
         return;
     };
     if year > 9999 {
-        out.extend_from_slice(super::wire::format_time(t).as_bytes());
+        out.extend_from_slice(super::wire::format_time(&t.and_utc()).as_bytes());
         return;
     }
     let mut b = *b"0000-00-00T00:00:00.000000Z";
@@ -469,6 +501,16 @@ mod tests {
             let want = via_serde(&decoded);
             let got = via_view(pos, &bytes);
             prop_assert_eq!(String::from_utf8(got).unwrap(), String::from_utf8(want).unwrap());
+        }
+
+        /// The word-at-a-time check finds exactly the strings with a byte to escape.
+        #[test]
+        fn needs_escape_is_exact(bytes in prop::collection::vec(
+            prop_oneof![Just(0u8), Just(0x1f), Just(0x20), Just(b'"'), Just(b'\\'), Just(0x7f), Just(0x80), Just(0xff), any::<u8>(), 0x21u8..0x7e],
+            0..40,
+        )) {
+            let want = bytes.iter().any(|&b| ESCAPE[usize::from(b)] != 0);
+            prop_assert_eq!(needs_escape(&bytes), want);
         }
 
         #[test]
