@@ -755,6 +755,22 @@ pub mod internals {
         Store::decode_record(pos, bytes)
     }
 
+    /// Reads stored record bytes in place and, with `json`, writes API v1's JSON of them into
+    /// `out`. Returns the bytes written (or the action's length), so nothing is optimized away.
+    pub fn view_record(a: &Activity, bytes: &[u8], json: bool, out: &mut Vec<u8>) -> Result<usize> {
+        let pos = Pos {
+            time: a.created_at.timestamp_micros(),
+            id: a.id,
+        };
+        let v = crate::store::codec::view(pos, bytes)?;
+        if !json {
+            return Ok(v.action.len());
+        }
+        out.clear();
+        crate::http::render::activity(out, &v);
+        Ok(out.len())
+    }
+
     /// Raw sled iteration of one tenant's records: how many, without decoding.
     pub fn raw_scan(store: &Store, tenant: &str) -> Result<u64> {
         let no = store.tenant_info(tenant)?.no;
