@@ -41,9 +41,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("raw sled iteration", &|| {
             actlog::bench::internals::raw_scan(&store, &tenant)
         }),
-        ("scan fwd, in place", &|| scan(&store, &tenant, Order::Asc, false)),
-        ("scan rev, in place", &|| scan(&store, &tenant, Order::Desc, false)),
-        ("scan fwd, owned", &|| scan(&store, &tenant, Order::Asc, true)),
+        ("scan fwd, in place", &|| {
+            scan(&store, &tenant, Order::Asc, false)
+        }),
+        ("scan rev, in place", &|| {
+            scan(&store, &tenant, Order::Desc, false)
+        }),
+        ("scan fwd, owned", &|| {
+            scan(&store, &tenant, Order::Asc, true)
+        }),
         ("page of 50 by action, in place", &|| {
             pages(&store, &tenant, &page_query, false)
         }),
