@@ -72,6 +72,22 @@ fn records(c: &mut Criterion) {
             }
         })
     });
+    g.bench_function("view_1000", |b| {
+        let mut out = Vec::new();
+        b.iter(|| {
+            for (a, e) in acts.iter().zip(&encoded) {
+                std::hint::black_box(internals::view_record(a, e, false, &mut out).unwrap());
+            }
+        })
+    });
+    g.bench_function("view_json_1000", |b| {
+        let mut out = Vec::with_capacity(4096);
+        b.iter(|| {
+            for (a, e) in acts.iter().zip(&encoded) {
+                std::hint::black_box(internals::view_record(a, e, true, &mut out).unwrap());
+            }
+        })
+    });
     g.bench_function("derived_keys_1000", |b| {
         b.iter_batched(
             || (),

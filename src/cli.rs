@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use actlog::http::wire::{ActivityIn, ActivityOut, KeyOut, TenantOut};
+use actlog::http::wire::{ActivityIn, KeyOut, TenantOut};
 use actlog::http::{self, ServeOptions};
 use actlog::{Durability, NewActivity, Options, Scope, Store, TenantPatch, TenantSettings};
 
@@ -557,12 +557,15 @@ fn export(store: &Store, args: ExportArgs) -> anyhow::Result<ExitCode> {
         write!(out, "{}\r\n", http::export::CSV_COLUMNS.join(","))?;
     }
     let mut io_error = None;
+    let mut line = Vec::with_capacity(1024);
     store.scan(&tenant, &filter, order, |a| {
         let r = match args.format {
-            ExportFormat::Ndjson => serde_json::to_writer(&mut out, &ActivityOut::from(a))
-                .map_err(std::io::Error::from)
-                .and_then(|()| out.write_all(b"\n")),
-            ExportFormat::Csv => out.write_all(http::export::csv_row(&a).as_bytes()),
+            ExportFormat::Ndjson => {
+                line.clear();
+                http::render::ndjson_line(&mut line, a);
+                out.write_all(&line)
+            }
+            ExportFormat::Csv => out.write_all(http::export::csv_row(&a.to_activity()?).as_bytes()),
         };
         match r {
             Ok(()) => Ok(true),

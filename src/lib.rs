@@ -58,5 +58,6 @@ pub use query::{
     MAX_OPERAND_BYTES,
 };
 pub use store::{
-    ApiKeyRecord, Clock, Durability, FaultHook, FaultPoint, Options, Scope, Store, VerifyReport,
+    ActivityRef, ActorRef, ApiKeyRecord, Clock, ContextIter, ContextRef, DisplayRef, Durability,
+    FaultHook, FaultPoint, ObjRef, Options, Record, Scope, Store, VerifyReport,
 };

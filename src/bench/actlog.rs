@@ -7,9 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::data::{self, Dataset, HOT_ACTOR, HOT_RESOURCE_TYPE, IN_ACTIONS, TENANTS};
-use super::util::{
-    disk_usage, float, float_usize, io_err, median, peak_rss_mib, timed, write_ndjson, Figures,
-};
+use super::util::{disk_usage, float, float_usize, io_err, median, peak_rss_mib, timed, Figures};
 use super::Plan;
 use crate::store::keys;
 use crate::{Durability, FacetField, FacetRequest, Filter, Options, Order, Query, Store};
@@ -78,12 +76,18 @@ pub fn ingest(plan: &Plan, path: &Path, durability: Durability, tag: &str) -> io
     Ok(fig)
 }
 
-fn scan_all(store: &Store, tenant: &str, order: Order) -> io::Result<u64> {
+/// The whole log through `Store::scan`, each record read in place, or (`owned`) also copied
+/// into an owned `Activity`.
+fn scan_all(store: &Store, tenant: &str, order: Order, owned: bool) -> io::Result<u64> {
     let mut n = 0u64;
     store
         .scan(tenant, &Filter::default(), order, |a| {
             n += 1;
-            std::hint::black_box(&a);
+            if owned {
+                std::hint::black_box(a.to_activity()?);
+            } else {
+                std::hint::black_box(a);
+            }
             Ok(true)
         })
         .map_err(io_err)?;
@@ -98,9 +102,11 @@ fn query_all(store: &Store, tenant: &str, order: Order) -> io::Result<u64> {
     };
     let mut n = 0u64;
     loop {
-        let page = store.query(tenant, &q).map_err(io_err)?;
+        let page = store.query_records(tenant, &q).map_err(io_err)?;
         n += u64::try_from(page.items.len()).unwrap_or(0);
-        std::hint::black_box(&page.items);
+        for r in &page.items {
+            std::hint::black_box(r.view().map_err(io_err)?);
+        }
         match page.next_cursor {
             Some(c) => q.cursor = Some(c),
             None => return Ok(n),
@@ -188,7 +194,7 @@ pub fn page_at(
     };
     let mut reached = 0;
     while reached < depth {
-        let page = store.query(tenant, &q).map_err(io_err)?;
+        let page = store.query_records(tenant, &q).map_err(io_err)?;
         reached += page.items.len();
         q.cursor = page.next_cursor;
         if q.cursor.is_none() {
@@ -215,7 +221,7 @@ pub fn read(plan: &Plan, path: &Path) -> io::Result<Figures> {
         let (store, d) = timed(|| open(path, Durability::Sync));
         let store = store?;
         opens.push(d.as_secs_f64() * 1e3);
-        let r = rate(1, || scan_all(&store, hot, order))?;
+        let r = rate(1, || scan_all(&store, hot, order, false))?;
         fig.insert(format!("scan.cold_{name}.records_per_s"), r);
     }
     let (store, d) = timed(|| open(path, Durability::Sync));
@@ -228,9 +234,11 @@ pub fn read(plan: &Plan, path: &Path) -> io::Result<Figures> {
     fig.insert("scan.records".into(), float(n));
     fig.insert("scan.bytes".into(), float(bytes));
     for (order, name) in [(Order::Asc, "fwd"), (Order::Desc, "rev")] {
-        scan_all(&store, hot, order)?;
-        let r = rate(plan.runs, || scan_all(&store, hot, order))?;
+        scan_all(&store, hot, order, false)?;
+        let r = rate(plan.runs, || scan_all(&store, hot, order, false))?;
         fig.insert(format!("scan.warm_{name}.records_per_s"), r);
+        let r = rate(plan.runs, || scan_all(&store, hot, order, true))?;
+        fig.insert(format!("scan.owned_{name}.records_per_s"), r);
         let r = rate(plan.runs, || query_all(&store, hot, order))?;
         fig.insert(format!("scan.paged_{name}.records_per_s"), r);
         let r = rate(plan.runs, || Ok(raw_scan(&store, hot, order)?.0))?;
@@ -272,7 +280,7 @@ pub fn read(plan: &Plan, path: &Path) -> io::Result<Figures> {
             store
                 .scan(t, &Filter::default(), Order::Asc, |a| {
                     line.clear();
-                    write_ndjson(&a, &mut line);
+                    crate::http::render::ndjson_line(&mut line, a);
                     io::Write::write_all(&mut sink, &line)?;
                     n += 1;
                     Ok(true)

@@ -62,8 +62,10 @@ pub fn run(plan: &Plan, actlog_dir: &Path, sqlite_dir: &Path) -> io::Result<Figu
             sargs.push(cursor.1.into());
             let actlog_page = || -> io::Result<f64> {
                 let t = Instant::now();
-                let p = store.query(hot, &q).map_err(io_err)?;
-                std::hint::black_box(&p);
+                let p = store.query_records(hot, &q).map_err(io_err)?;
+                for r in &p.items {
+                    std::hint::black_box(r.view().map_err(io_err)?);
+                }
                 drop(p);
                 Ok(t.elapsed().as_secs_f64() * 1e6)
             };
@@ -74,7 +76,7 @@ pub fn run(plan: &Plan, actlog_dir: &Path, sqlite_dir: &Path) -> io::Result<Figu
                     .map_err(io_err)?;
                 let mut n = 0;
                 while let Some(row) = rows.next().map_err(io_err)? {
-                    std::hint::black_box(sqlite::decode(row).map_err(io_err)?);
+                    std::hint::black_box(sqlite::read_in_place(row).map_err(io_err)?);
                     n += 1;
                 }
                 drop(rows);

@@ -1,12 +1,10 @@
 //! Measuring helpers shared by both engines' phases: timers, percentiles, peak RSS, disk use, and
-//! the one NDJSON writer both exports use.
+//! the like.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-use crate::model::Activity;
 
 /// Named figures one phase measured. Keys are `area.name.unit`, values plain numbers.
 pub type Figures = BTreeMap<String, f64>;
@@ -112,89 +110,6 @@ pub fn disk_usage(path: &Path) -> io::Result<u64> {
 /// Turns any error into an `io::Error` for the harness's one error type.
 pub fn io_err(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
     io::Error::other(e)
-}
-
-fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    // Serializing a &str to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
-}
-
-/// One activity as an NDJSON line, the same shape for both engines, so export measures the
-/// engines and not two serializers.
-pub fn write_ndjson(a: &Activity, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"{\"id\":\"");
-    let mut buf = uuid::Uuid::encode_buffer();
-    out.extend_from_slice(a.id.hyphenated().encode_lower(&mut buf).as_bytes());
-    out.extend_from_slice(b"\",\"created_at\":\"");
-    out.extend_from_slice(
-        a.created_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-            .as_bytes(),
-    );
-    out.extend_from_slice(b"\",\"action\":");
-    push_json_str(out, &a.action);
-    out.extend_from_slice(b",\"resource\":{\"type\":");
-    push_json_str(out, &a.resource.kind);
-    if let Some(id) = &a.resource.id {
-        out.extend_from_slice(b",\"id\":");
-        push_json_str(out, id);
-    }
-    out.push(b'}');
-    if let Some(actor) = &a.actor {
-        out.extend_from_slice(b",\"actor\":{\"type\":");
-        push_json_str(out, &actor.kind);
-        for (k, v) in [
-            ("id", &actor.id),
-            ("name", &actor.name),
-            ("email", &actor.email),
-        ] {
-            if let Some(v) = v {
-                out.extend_from_slice(b",\"");
-                out.extend_from_slice(k.as_bytes());
-                out.extend_from_slice(b"\":");
-                push_json_str(out, v);
-            }
-        }
-        out.push(b'}');
-    }
-    if let Some(t) = &a.target {
-        out.extend_from_slice(b",\"target\":{\"type\":");
-        push_json_str(out, &t.kind);
-        if let Some(id) = &t.id {
-            out.extend_from_slice(b",\"id\":");
-            push_json_str(out, id);
-        }
-        out.push(b'}');
-    }
-    if !a.context.is_empty() {
-        out.extend_from_slice(b",\"context\":{");
-        for (i, (k, v)) in a.context.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            push_json_str(out, k);
-            out.push(b':');
-            push_json_str(out, v);
-        }
-        out.push(b'}');
-    }
-    for (k, v) in [("summary", &a.summary), ("reason", &a.reason)] {
-        if let Some(v) = v {
-            out.extend_from_slice(b",\"");
-            out.extend_from_slice(k.as_bytes());
-            out.extend_from_slice(b"\":");
-            push_json_str(out, v);
-        }
-    }
-    for (k, v) in [("changes", &a.changes), ("metadata", &a.metadata)] {
-        if let Some(v) = v {
-            out.extend_from_slice(b",\"");
-            out.extend_from_slice(k.as_bytes());
-            out.extend_from_slice(b"\":");
-            let _ = serde_json::to_writer(&mut *out, v);
-        }
-    }
-    out.extend_from_slice(b"}\n");
 }
 
 #[cfg(test)]

@@ -1,14 +1,14 @@
 //! `/v1/activities`: append, list, query, get, facets.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
 
 use super::filters::{self, Val};
-use super::wire::{ActivityOut, AppendBody, AppendedOut, DataOut, FacetOut, PageOut};
-use super::{ApiError, ApiJson, ApiPath, AppState, Auth, Params};
+use super::wire::{AppendBody, AppendedOut, DataOut, FacetOut};
+use super::{render, ApiError, ApiJson, ApiPath, AppState, Auth, Params};
 use crate::{FacetField, FacetRequest, NewActivity};
 
 /// Most facet values returned when `limit` is not given.
@@ -60,7 +60,7 @@ pub(super) async fn list(
     State(state): State<AppState>,
     auth: Auth,
     Params(params): Params,
-) -> Result<Json<PageOut>, ApiError> {
+) -> Result<Response, ApiError> {
     auth.require_read()?;
     let q = filters::query_from_params(&params, state.tenant_tz(&auth.tenant))?;
     run_query(state, auth.tenant, q).await
@@ -70,33 +70,56 @@ pub(super) async fn query(
     State(state): State<AppState>,
     auth: Auth,
     ApiJson(body): ApiJson<Value>,
-) -> Result<Json<PageOut>, ApiError> {
+) -> Result<Response, ApiError> {
     auth.require_read()?;
     let q = filters::query_from_json(&body, state.tenant_tz(&auth.tenant))?;
     run_query(state, auth.tenant, q).await
 }
 
-async fn run_query(
-    state: AppState,
-    tenant: String,
-    q: crate::Query,
-) -> Result<Json<PageOut>, ApiError> {
-    let page = state.blocking(move |s| s.query(&tenant, &q)).await?;
-    Ok(Json(PageOut::from(page)))
+/// Runs a query and writes its page (`wire::PageOut`'s bytes) from the stored records, on the
+/// blocking pool.
+async fn run_query(state: AppState, tenant: String, q: crate::Query) -> Result<Response, ApiError> {
+    let body = state
+        .blocking(move |s| render::page(&s.query_records(&tenant, &q)?))
+        .await?;
+    Ok(json_response(body))
+}
+
+/// A JSON body already written, with the header `Json` would set.
+pub(super) fn json_response(body: Vec<u8>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 pub(super) async fn get_one(
     State(state): State<AppState>,
     auth: Auth,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<ActivityOut>, ApiError> {
+) -> Result<Response, ApiError> {
     auth.require_read()?;
     let id: uuid::Uuid = id
         .parse()
         .map_err(|_| ApiError::invalid("id", format!("{id:?} is not a UUID")))?;
     let tenant = auth.tenant;
-    match state.blocking(move |s| s.get(&tenant, id)).await? {
-        Some(a) => Ok(Json(ActivityOut::from(a))),
+    let body = state
+        .blocking(move |s| {
+            s.get_record(&tenant, id)?
+                .map(|r| -> crate::Result<Vec<u8>> {
+                    let mut out = Vec::with_capacity(render::line_capacity(&r));
+                    render::activity(&mut out, &r.view()?);
+                    Ok(out)
+                })
+                .transpose()
+        })
+        .await?;
+    match body {
+        Some(body) => Ok(json_response(body)),
         None => Err(ApiError::not_found(format!("no activity {id}"))),
     }
 }

@@ -1,10 +1,11 @@
 //! `GET /v1/activities/export`: every match, streamed as NDJSON or CSV in constant memory.
 //!
-//! A producer task pages through the store with `Store::query` and cursors (page size
-//! `Config::export_page_size`); each page is read and encoded in one blocking call, under the
-//! same budget, key lane and server slot as any request, and sent into a bounded channel that
-//! feeds the response body. Between pages the producer holds no thread: it waits for room in
-//! the channel asynchronously. Memory is bounded by the channel's depth times one page.
+//! A producer task pages through the store with `Store::query_records` and cursors (page size
+//! `Config::export_page_size`); each page is read and encoded (NDJSON straight from the stored
+//! records with `render`) in one blocking call, under the same budget, key lane and server slot
+//! as any request, and sent into a bounded channel that feeds the response body. Between pages
+//! the producer holds no thread: it waits for room in the channel asynchronously. Memory is
+//! bounded by the channel's depth times one page.
 //!
 //! A client that goes away stops the producer (its send fails, or the page in progress is
 //! cancelled); a client that stops reading for `Config::write_timeout` makes it give up. A store
@@ -23,9 +24,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tokio::sync::mpsc::error::SendTimeoutError;
 
-use super::wire::{format_time, ActivityOut};
-use super::{activities, ApiError, AppState, Auth, ExportSlot, Params};
-use crate::{Activity, Query};
+use super::wire::format_time;
+use super::{activities, render, ApiError, AppState, Auth, ExportSlot, Params};
+use crate::{Activity, Query, Record};
 
 /// Pages buffered between the store and the socket.
 const CHANNEL_DEPTH: usize = 4;
@@ -141,8 +142,8 @@ async fn read_page(
 ) -> Result<(Vec<u8>, Option<String>), ApiError> {
     state
         .blocking(move |s| {
-            let page = s.query(&tenant, &query)?;
-            Ok((encode_page(format, page.items), page.next_cursor))
+            let page = s.query_records(&tenant, &query)?;
+            Ok((encode_page(format, &page.items)?, page.next_cursor))
         })
         .await
 }
@@ -214,20 +215,20 @@ async fn send(p: &Producer, chunk: Bytes, stall: std::time::Duration) -> bool {
     }
 }
 
-fn encode_page(format: Format, items: Vec<Activity>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(items.len() * 256);
-    for a in items {
+/// One page's lines. Fails only on a damaged record.
+fn encode_page(format: Format, items: &[Record]) -> crate::Result<Vec<u8>> {
+    let size: usize = items
+        .iter()
+        .map(render::line_capacity)
+        .fold(0, usize::saturating_add);
+    let mut out = Vec::with_capacity(size);
+    for r in items {
         match format {
-            Format::Ndjson => {
-                // Serializing plain data into a Vec cannot fail; skip the line if it ever did.
-                if serde_json::to_writer(&mut out, &ActivityOut::from(a)).is_ok() {
-                    out.push(b'\n');
-                }
-            }
-            Format::Csv => out.extend_from_slice(csv_row(&a).as_bytes()),
+            Format::Ndjson => render::ndjson_line(&mut out, &r.view()?),
+            Format::Csv => out.extend_from_slice(csv_row(&r.to_activity()?).as_bytes()),
         }
     }
-    out
+    Ok(out)
 }
 
 /// One CSV row (RFC 4180: cells with `,` `"` CR or LF are quoted, quotes doubled).

@@ -25,6 +25,7 @@ pub mod heavy;
 mod metrics;
 mod openapi;
 pub mod ratelimit;
+pub mod render;
 mod server;
 mod tenants;
 pub mod wire;

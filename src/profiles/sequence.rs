@@ -294,7 +294,9 @@ pub(crate) fn count_logs(
         let mut n = 0u64;
         let mut last: Option<String> = None;
         store.scan(tenant, filter, Order::Asc, |a| {
-            let k = log_key(&a);
+            let k = a
+                .context_value(LOG_KEY)
+                .map_or_else(|| a.id.to_string(), str::to_owned);
             if last.as_ref() != Some(&k) {
                 n += 1;
                 last = Some(k);

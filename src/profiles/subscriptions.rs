@@ -237,7 +237,7 @@ pub(crate) fn list(
         store.scan(tenant, &req.filter, Order::Desc, |a| {
             seen += 1;
             if seen > skip {
-                data.push(row(a));
+                data.push(row(a.to_activity()?));
             }
             Ok(data.len() < limit)
         })?;

@@ -1,11 +1,11 @@
-//! Filter semantics on one decoded activity, and the time window a filter allows. The planner
-//! narrows *where* it looks; this module alone decides *what* matches, so every plan gives the
-//! same answer.
+//! Filter semantics on one activity (read in place, as an `ActivityRef`), and the time window a
+//! filter allows. The planner narrows *where* it looks; this module alone decides *what*
+//! matches, so every plan gives the same answer.
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
 use super::{Condition, Field, Filter, Op, Operand, TimeBound};
-use crate::model::Activity;
+use crate::store::ActivityRef;
 
 /// `[lo, hi)` in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,19 +143,19 @@ impl Folded {
 
 /// Does the activity match every filter? `w` is the filter's window and `folded` must be
 /// `Folded::new(f)`.
-pub(crate) fn matches(f: &Filter, folded: &Folded, w: &Window, a: &Activity) -> bool {
+pub(crate) fn matches(f: &Filter, folded: &Folded, w: &Window, a: &ActivityRef<'_>) -> bool {
     let actor = a.actor.as_ref();
     let target = a.target.as_ref();
-    w.contains(a.created_at.timestamp_micros())
+    w.contains(a.time)
         && (f.ids.is_empty() || f.ids.contains(&a.id))
-        && action_matches(&f.actions, &a.action)
-        && any_eq(&f.resource_types, Some(&a.resource.kind))
-        && any_eq(&f.resource_ids, a.resource.id.as_deref())
-        && any_eq(&f.actor_types, actor.map(|x| x.kind.as_str()))
-        && any_eq(&f.actor_ids, actor.and_then(|x| x.id.as_deref()))
-        && any_eq(&f.actor_names, actor.and_then(|x| x.name.as_deref()))
-        && any_eq(&f.target_types, target.map(|x| x.kind.as_str()))
-        && any_eq(&f.target_ids, target.and_then(|x| x.id.as_deref()))
+        && action_matches(&f.actions, a.action)
+        && any_eq(&f.resource_types, Some(a.resource.kind))
+        && any_eq(&f.resource_ids, a.resource.id)
+        && any_eq(&f.actor_types, actor.map(|x| x.kind))
+        && any_eq(&f.actor_ids, actor.and_then(|x| x.id))
+        && any_eq(&f.actor_names, actor.and_then(|x| x.name))
+        && any_eq(&f.target_types, target.map(|x| x.kind))
+        && any_eq(&f.target_ids, target.and_then(|x| x.id))
         && f.context
             .iter()
             .all(|(k, v)| a.context_value(k) == Some(v.as_str()))
@@ -166,7 +166,11 @@ pub(crate) fn matches(f: &Filter, folded: &Folded, w: &Window, a: &Activity) -> 
 }
 
 /// The string value of a field on an activity; `None` when absent.
-fn field_str<'a>(a: &'a Activity, field: &'a Field, id_buf: &'a mut String) -> Option<&'a str> {
+fn field_str<'a>(
+    a: &'a ActivityRef<'_>,
+    field: &'a Field,
+    id_buf: &'a mut String,
+) -> Option<&'a str> {
     let actor = a.actor.as_ref();
     let target = a.target.as_ref();
     match field {
@@ -175,24 +179,24 @@ fn field_str<'a>(a: &'a Activity, field: &'a Field, id_buf: &'a mut String) -> O
             Some(id_buf.as_str())
         }
         Field::CreatedAt => None,
-        Field::Action => Some(&a.action),
-        Field::ResourceType => Some(&a.resource.kind),
-        Field::ResourceId => a.resource.id.as_deref(),
-        Field::ActorType => actor.map(|x| x.kind.as_str()),
-        Field::ActorId => actor.and_then(|x| x.id.as_deref()),
-        Field::ActorName => actor.and_then(|x| x.name.as_deref()),
-        Field::ActorEmail => actor.and_then(|x| x.email.as_deref()),
-        Field::TargetType => target.map(|x| x.kind.as_str()),
-        Field::TargetId => target.and_then(|x| x.id.as_deref()),
-        Field::Summary => a.summary.as_deref(),
+        Field::Action => Some(a.action),
+        Field::ResourceType => Some(a.resource.kind),
+        Field::ResourceId => a.resource.id,
+        Field::ActorType => actor.map(|x| x.kind),
+        Field::ActorId => actor.and_then(|x| x.id),
+        Field::ActorName => actor.and_then(|x| x.name),
+        Field::ActorEmail => actor.and_then(|x| x.email),
+        Field::TargetType => target.map(|x| x.kind),
+        Field::TargetId => target.and_then(|x| x.id),
+        Field::Summary => a.summary,
         Field::Context(k) => a.context_value(k),
     }
 }
 
 /// `folded` is the condition's operand lowercased, for `contains`.
-fn condition_matches(c: &Condition, folded: Option<&str>, a: &Activity) -> bool {
+fn condition_matches(c: &Condition, folded: Option<&str>, a: &ActivityRef<'_>) -> bool {
     if c.field == Field::CreatedAt {
-        let t = a.created_at;
+        let t = a.created_at();
         let at = |o: &Operand| match o {
             Operand::Time(x) => Some(*x),
             Operand::Str(_) => None,

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::model::Activity;
 use crate::store::keys::Pos;
-use crate::store::Store;
+use crate::store::{ActivityRef, Record, Store};
 
 pub(crate) use budget::what as work;
 pub use budget::Budget;
@@ -310,10 +310,11 @@ impl Default for Query {
     }
 }
 
-/// One page of results.
+/// One page of results: owned activities from [`Store::query`], stored records (to be read in
+/// place) from [`Store::query_records`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct Page {
-    pub items: Vec<Activity>,
+pub struct Page<T = Activity> {
+    pub items: Vec<T>,
     /// Continues after the last item, in the query's order; `None` on the last page.
     pub next_cursor: Option<String>,
     /// Goes back to the items before the first one; `None` on the first page.
@@ -329,6 +330,23 @@ impl Store {
     /// Filters on fields no index serves (`q` string operators, a second constrained field) are
     /// checked record by record; run it inside [`Budget::run`] to bound that work.
     pub fn query(&self, tenant: &str, q: &Query) -> Result<Page> {
+        let page = self.query_records(tenant, q)?;
+        Ok(Page {
+            items: page
+                .items
+                .iter()
+                .map(Record::to_activity)
+                .collect::<Result<_>>()?,
+            next_cursor: page.next_cursor,
+            prev_cursor: page.prev_cursor,
+            has_more: page.has_more,
+            total: page.total,
+        })
+    }
+
+    /// [`Store::query`], with each item the record as stored, to be read in place
+    /// ([`Record::view`]) instead of decoded into an owned [`Activity`].
+    pub fn query_records(&self, tenant: &str, q: &Query) -> Result<Page<Record>> {
         // A panic inside sled (it has some on damaged files) becomes `Error::EnginePanic` here instead of unwinding into the caller.
         self.read_guard("query", || self.query_inner(tenant, q))
     }
@@ -358,7 +376,7 @@ impl Store {
         )
     }
 
-    fn query_inner(&self, tenant: &str, q: &Query) -> Result<Page> {
+    fn query_inner(&self, tenant: &str, q: &Query) -> Result<Page<Record>> {
         if q.limit == 0 || q.limit > MAX_LIMIT {
             return Err(Error::invalid(
                 "limit",
@@ -378,8 +396,8 @@ impl Store {
         };
         let scan_order = if forward { q.order } else { q.order.reverse() };
         let mut items = Vec::with_capacity(q.limit + 1);
-        plan.run(self, scan_order, after, budget::what::PAGE, |a| {
-            items.push(a);
+        plan.run(self, scan_order, after, budget::what::PAGE, |r, _| {
+            items.push(r.clone());
             Ok(items.len() <= q.limit)
         })?;
         let more = items.len() > q.limit;
@@ -387,10 +405,7 @@ impl Store {
         if !forward {
             items.reverse();
         }
-        let pos = |a: &Activity| Pos {
-            time: a.created_at.timestamp_micros(),
-            id: a.id,
-        };
+        let pos = Record::pos;
         let mk = |fwd: bool, p: Pos| cursor::encode(&self.secret, tenant, fingerprint, fwd, p);
         let (next_cursor, prev_cursor) = if forward {
             let next = if more {
@@ -433,6 +448,7 @@ impl Store {
     }
 
     /// Calls `f` with every match in order until it returns `Ok(false)`, in constant memory.
+    /// Each match is read in place: [`ActivityRef::to_activity`] makes an owned copy.
     ///
     /// A panic inside the engine becomes `Error::EnginePanic`, as in `query`; a panic in `f` is
     /// the caller's own and continues to unwind from here.
@@ -441,21 +457,25 @@ impl Store {
         tenant: &str,
         filter: &Filter,
         order: Order,
-        mut f: impl FnMut(Activity) -> Result<bool>,
+        mut f: impl FnMut(&ActivityRef<'_>) -> Result<bool>,
     ) -> Result<()> {
         filter.validate()?;
         let info = self.tenant_info(tenant)?;
         let mut caller_panic = None;
         let result = self.read_guard("scan", || {
-            plan::Plan::new(self, &info, filter)?.run(self, order, None, budget::what::PAGE, |a| {
-                match catch_unwind(AssertUnwindSafe(|| f(a))) {
+            plan::Plan::new(self, &info, filter)?.run(
+                self,
+                order,
+                None,
+                budget::what::PAGE,
+                |_, a| match catch_unwind(AssertUnwindSafe(|| f(a))) {
                     Ok(r) => r,
                     Err(p) => {
                         caller_panic = Some(p);
                         Ok(false)
                     }
-                }
-            })
+                },
+            )
         });
         if let Some(p) = caller_panic {
             resume_unwind(p);

@@ -16,10 +16,9 @@ use super::budget::{self, what};
 use super::filter::{self, Window};
 use super::{Field, Filter, Op, Operand, Order};
 use crate::error::Result;
-use crate::model::Activity;
 use crate::store::keys::{self, IndexKind, Pos};
 use crate::store::postings::{self, Postings};
-use crate::store::{Store, TenantInfo};
+use crate::store::{ActivityRef, Record, Store, TenantInfo};
 
 /// Most index ranges one query merges; past it the planner picks another source.
 const MAX_RANGES: usize = 1000;
@@ -326,19 +325,21 @@ impl<'f> Plan<'f> {
     }
 
     /// Calls `f` with each match in `order`, strictly after `after`, until it returns `Ok(false)`.
-    /// Every record read is charged to the running budget as `what`.
+    /// A match comes as its stored record and that record read in place. Every record read is
+    /// charged to the running budget as `what`.
     pub(crate) fn run(
         &self,
         store: &Store,
         order: Order,
         after: Option<Pos>,
         what: &'static str,
-        mut f: impl FnMut(Activity) -> Result<bool>,
+        mut f: impl FnMut(&Record, &ActivityRef<'_>) -> Result<bool>,
     ) -> Result<()> {
         let (lo, hi) = self.bounds(order, after);
-        let mut emit = |a: Activity| -> Result<bool> {
+        let mut emit = |r: Record| -> Result<bool> {
+            let a = r.view()?;
             if filter::matches(self.filter, &self.folded, &self.window, &a) {
-                f(a)
+                f(&r, &a)
             } else {
                 Ok(true)
             }
@@ -353,7 +354,7 @@ impl<'f> Plan<'f> {
                 }
                 for pos in list {
                     budget::charge(1, what)?;
-                    if let Some(a) = store.record_at(self.tenant, pos)? {
+                    if let Some(a) = store.stored_at(self.tenant, pos)? {
                         if !emit(a)? {
                             break;
                         }
@@ -367,7 +368,7 @@ impl<'f> Plan<'f> {
                     budget::charge(1, what)?;
                     let (k, v) = kv?;
                     let pos = keys::suffix_pos(&k)?;
-                    if !emit(Store::decode_record(pos, &v)?)? {
+                    if !emit(Record::new(pos, v))? {
                         break;
                     }
                 }
@@ -382,7 +383,7 @@ impl<'f> Plan<'f> {
                     // its entries in one batch, a purge removes them in one batch; only this
                     // read sees the two at different moments). Skip it, as a read that started
                     // a moment later would. Real orphans are `verify`'s to report.
-                    let Some(a) = store.record_at(self.tenant, pos)? else {
+                    let Some(a) = store.stored_at(self.tenant, pos)? else {
                         continue;
                     };
                     if !emit(a)? {
@@ -398,7 +399,7 @@ impl<'f> Plan<'f> {
     pub(crate) fn count(&self, store: &Store) -> Result<u64> {
         if !self.exact {
             let mut n = 0u64;
-            self.run(store, Order::Asc, None, what::TOTAL, |_| {
+            self.run(store, Order::Asc, None, what::TOTAL, |_, _| {
                 n += 1;
                 Ok(true)
             })?;

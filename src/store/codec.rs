@@ -2,9 +2,20 @@
 //! mirrors `Activity` minus the time and id (the key holds those). JSON objects are kept as JSON
 //! text, since bincode cannot carry self-describing values.
 //!
+//! Reads go through [`view`]: the layout is strings with their lengths in front, so a record is
+//! read in place as an [`ActivityRef`] borrowing the stored bytes, and JSON fields are handed on
+//! as the compact text `encode` wrote. An owned [`Activity`] is made only when asked for.
+//!
 //! **Invariant:** a layout change adds a new version byte and keeps decoding the old ones.
+//! **Invariant:** reading bytes (`view`, `decode`) never panics, and refuses more than 1 MiB;
+//! `view` allocates nothing unless it fails, `decode` in proportion to the bytes.
+//! **Invariant:** stored JSON text is what `serde_json` printed for a parsed `Value`, so it
+//! is valid, compact, and prints back byte for byte once parsed (serde_json's `float_roundtrip`
+//! makes its float parsing exact; without it a float could read back one ULP off).
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::model::{Activity, Actor, Display, ObjectRef};
@@ -80,14 +91,20 @@ pub(crate) fn encode(a: &Activity) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Decodes a stored record; `pos` comes from its key. Damaged bytes are an error, never a panic.
-///
-/// This reads the V1 layout directly (bincode 2's standard configuration: varint lengths, `0`/`1`
-/// option tags, strings as length-prefixed UTF-8) instead of going through serde: a whole-log scan
-/// spends most of its time here, and the direct reader moves each string out of the stored bytes
-/// with one allocation and no visitor calls. `decode_serde` in the tests is the reference it is
-/// checked against.
+/// Decodes a stored record into an owned activity; `pos` comes from its key. Damaged bytes are
+/// an error, never a panic. This is [`view`] followed by [`ActivityRef::to_activity`].
 pub(crate) fn decode(pos: Pos, bytes: &[u8]) -> Result<Activity> {
+    view(pos, bytes)?.to_activity()
+}
+
+/// Reads a stored record in place: every string of the view borrows `bytes`, nothing is
+/// allocated (but an error's message), and every string has been checked to be UTF-8. The JSON
+/// fields are the compact text `encode` wrote, not parsed here (see [`ActivityRef`]).
+///
+/// The V1 layout is bincode 2's standard configuration of `RecordV1`: varint lengths, `0`/`1`
+/// option tags, strings as length-prefixed UTF-8. It is read directly rather than through serde;
+/// `decode_serde` in the tests is the reference it is checked against.
+pub(crate) fn view(pos: Pos, bytes: &[u8]) -> Result<ActivityRef<'_>> {
     let (&version, body) = bytes
         .split_first()
         .ok_or_else(|| Error::Corrupt("empty record".into()))?;
@@ -98,101 +115,354 @@ pub(crate) fn decode(pos: Pos, bytes: &[u8]) -> Result<Activity> {
         return Err(Error::Corrupt(format!("record at {}: too large", pos.id)));
     }
     let bad = |what: &str| Error::Corrupt(format!("record at {}: {what}", pos.id));
-    let mut r = Reader { buf: body };
-    let action = r.string().ok_or_else(|| bad("action"))?;
-    let resource_type = r.string().ok_or_else(|| bad("resource type"))?;
-    let resource_id = r.opt_string().ok_or_else(|| bad("resource id"))?;
+    let mut r = Reader::new(body);
+    let action = r.str().ok_or_else(|| bad("action"))?;
+    let resource_type = r.str().ok_or_else(|| bad("resource type"))?;
+    let resource_id = r.opt_str().ok_or_else(|| bad("resource id"))?;
     let actor = match r.tag().ok_or_else(|| bad("actor"))? {
         false => None,
-        true => Some(Actor {
-            kind: r.string().ok_or_else(|| bad("actor type"))?,
-            id: r.opt_string().ok_or_else(|| bad("actor id"))?,
-            name: r.opt_string().ok_or_else(|| bad("actor name"))?,
-            email: r.opt_string().ok_or_else(|| bad("actor email"))?,
+        true => Some(ActorRef {
+            kind: r.str().ok_or_else(|| bad("actor type"))?,
+            id: r.opt_str().ok_or_else(|| bad("actor id"))?,
+            name: r.opt_str().ok_or_else(|| bad("actor name"))?,
+            email: r.opt_str().ok_or_else(|| bad("actor email"))?,
         }),
     };
     let target = match r.tag().ok_or_else(|| bad("target"))? {
         false => None,
-        true => Some(ObjectRef {
-            kind: r.string().ok_or_else(|| bad("target type"))?,
-            id: r.opt_string().ok_or_else(|| bad("target id"))?,
+        true => Some(ObjRef {
+            kind: r.str().ok_or_else(|| bad("target type"))?,
+            id: r.opt_str().ok_or_else(|| bad("target id"))?,
         }),
     };
     let n = r.len().ok_or_else(|| bad("context"))?;
-    // Each entry takes at least two bytes, so a length past that is damage, not a big allocation.
+    // Each entry takes at least two bytes, so a length past that is damage.
     if n > r.buf.len() / 2 {
         return Err(bad("context length"));
     }
-    let mut context = Vec::with_capacity(n);
+    let context = r;
     for _ in 0..n {
-        let k = r.string().ok_or_else(|| bad("context key"))?;
-        let v = r.string().ok_or_else(|| bad("context value"))?;
-        context.push((k, v));
+        r.str().ok_or_else(|| bad("context key"))?;
+        r.str().ok_or_else(|| bad("context value"))?;
     }
-    let summary = r.opt_string().ok_or_else(|| bad("summary"))?;
-    let reason = r.opt_string().ok_or_else(|| bad("reason"))?;
+    let summary = r.opt_str().ok_or_else(|| bad("summary"))?;
+    let reason = r.opt_str().ok_or_else(|| bad("reason"))?;
     let changes = r.opt_str().ok_or_else(|| bad("changes"))?;
     let metadata = r.opt_str().ok_or_else(|| bad("metadata"))?;
     let display = match r.tag().ok_or_else(|| bad("display"))? {
         false => None,
-        true => {
-            let template = r.string().ok_or_else(|| bad("display template"))?;
-            let data = r.str().ok_or_else(|| bad("display data"))?;
-            Some((template, data))
-        }
+        true => Some(DisplayRef {
+            template: r.str().ok_or_else(|| bad("display template"))?,
+            data: r.str().ok_or_else(|| bad("display data"))?,
+        }),
     };
     if !r.buf.is_empty() {
         return Err(bad("trailing bytes"));
     }
-    let json = |s: Option<&str>| -> Result<Option<serde_json::Value>> {
-        s.map(|s| serde_json::from_str(s).map_err(|e| Error::Corrupt(format!("stored JSON: {e}"))))
-            .transpose()
-    };
-    Ok(Activity {
+    Ok(ActivityRef {
         id: pos.id,
-        created_at: crate::model::micros_to_time(pos.time),
+        time: pos.time,
         action,
-        resource: ObjectRef {
+        resource: ObjRef {
             kind: resource_type,
             id: resource_id,
         },
         actor,
         target,
-        context,
+        context: ContextRef(Pairs::Stored {
+            at: context,
+            len: n,
+        }),
         summary,
         reason,
-        changes: json(changes)?,
-        metadata: json(metadata)?,
-        display: display
-            .map(|(template, data)| -> Result<Display> {
-                let data = serde_json::from_str(data)
-                    .map_err(|e| Error::Corrupt(format!("stored display data: {e}")))?;
-                Ok(Display { template, data })
-            })
-            .transpose()?,
+        changes,
+        metadata,
+        display,
     })
 }
 
+/// A stored activity read in place ([`Record::view`], [`crate::Store::scan`]): the same fields as
+/// [`Activity`], every string borrowed from the stored bytes. `changes`, `metadata` and
+/// `display.data` are the compact JSON text of an object, as written from a parsed
+/// `serde_json::Value` when the activity was appended; they are copied as they are, not parsed
+/// (`to_activity` parses them; `Store::verify` does so for every record).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityRef<'a> {
+    pub id: Uuid,
+    /// `created_at` in microseconds since the Unix epoch (as the key holds it; see
+    /// [`ActivityRef::created_at`]).
+    pub time: i64,
+    pub action: &'a str,
+    pub resource: ObjRef<'a>,
+    pub actor: Option<ActorRef<'a>>,
+    pub target: Option<ObjRef<'a>>,
+    /// Sorted by key, keys unique (as appends validate them).
+    pub context: ContextRef<'a>,
+    pub summary: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    /// JSON text of an object.
+    pub changes: Option<&'a str>,
+    /// JSON text of an object.
+    pub metadata: Option<&'a str>,
+    pub display: Option<DisplayRef<'a>>,
+}
+
+/// A borrowed [`ObjectRef`]: the resource or the target of an activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjRef<'a> {
+    pub kind: &'a str,
+    pub id: Option<&'a str>,
+}
+
+/// A borrowed [`Actor`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActorRef<'a> {
+    pub kind: &'a str,
+    pub id: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub email: Option<&'a str>,
+}
+
+/// A borrowed [`Display`]; `data` is the JSON text of an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DisplayRef<'a> {
+    pub template: &'a str,
+    pub data: &'a str,
+}
+
+/// The context entries of an [`ActivityRef`], read in place, in stored order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContextRef<'a>(Pairs<'a>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pairs<'a> {
+    /// `len` key/value string pairs in V1's encoding at the reader's position, checked by
+    /// `view`.
+    Stored {
+        at: Reader<'a>,
+        len: usize,
+    },
+    Owned(&'a [(String, String)]),
+}
+
+impl<'a> ContextRef<'a> {
+    /// A view of owned entries (for writers that hold an [`Activity`] or build one).
+    pub fn from_pairs(pairs: &'a [(String, String)]) -> ContextRef<'a> {
+        ContextRef(Pairs::Owned(pairs))
+    }
+
+    pub fn len(&self) -> usize {
+        match self.0 {
+            Pairs::Stored { len, .. } => len,
+            Pairs::Owned(p) => p.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The entries in stored order (sorted by key).
+    pub fn iter(&self) -> ContextIter<'a> {
+        ContextIter(match self.0 {
+            Pairs::Stored { at, len } => PairsIter::Stored { r: at, left: len },
+            Pairs::Owned(p) => PairsIter::Owned(p.iter()),
+        })
+    }
+
+    /// The value of `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&'a str> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+}
+
+impl<'a> IntoIterator for ContextRef<'a> {
+    type Item = (&'a str, &'a str);
+    type IntoIter = ContextIter<'a>;
+    fn into_iter(self) -> ContextIter<'a> {
+        self.iter()
+    }
+}
+
+/// The entries of a [`ContextRef`].
+#[derive(Debug, Clone)]
+pub struct ContextIter<'a>(PairsIter<'a>);
+
+#[derive(Debug, Clone)]
+enum PairsIter<'a> {
+    Stored { r: Reader<'a>, left: usize },
+    Owned(std::slice::Iter<'a, (String, String)>),
+}
+
+impl<'a> Iterator for ContextIter<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        match &mut self.0 {
+            // `view` read these very bytes with this reader and found `left` good pairs, so this
+            // cannot stop early; if it ever did, the iteration would end, not panic.
+            PairsIter::Stored { r, left } => {
+                if *left == 0 {
+                    return None;
+                }
+                *left -= 1;
+                let pair = r.str().zip(r.str());
+                if pair.is_none() {
+                    *left = 0;
+                }
+                pair
+            }
+            PairsIter::Owned(it) => it.next().map(|(k, v)| (k.as_str(), v.as_str())),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.0 {
+            PairsIter::Stored { left, .. } => (0, Some(*left)),
+            PairsIter::Owned(it) => it.size_hint(),
+        }
+    }
+}
+
+impl ActivityRef<'_> {
+    /// When it happened (microsecond precision; times outside chrono's range saturate).
+    pub fn created_at(&self) -> DateTime<Utc> {
+        crate::model::micros_to_time(self.time)
+    }
+
+    /// The value of `context[key]`, if present.
+    pub fn context_value(&self, key: &str) -> Option<&str> {
+        self.context.get(key)
+    }
+
+    /// The owned activity, its JSON fields parsed. Fails only on damaged JSON text.
+    pub fn to_activity(&self) -> Result<Activity> {
+        let json = |s: Option<&str>| -> Result<Option<serde_json::Value>> {
+            s.map(|s| {
+                serde_json::from_str(s).map_err(|e| Error::Corrupt(format!("stored JSON: {e}")))
+            })
+            .transpose()
+        };
+        let string = |s: Option<&str>| s.map(str::to_owned);
+        Ok(Activity {
+            id: self.id,
+            created_at: self.created_at(),
+            action: self.action.to_owned(),
+            resource: ObjectRef {
+                kind: self.resource.kind.to_owned(),
+                id: string(self.resource.id),
+            },
+            actor: self.actor.map(|x| Actor {
+                kind: x.kind.to_owned(),
+                id: string(x.id),
+                name: string(x.name),
+                email: string(x.email),
+            }),
+            target: self.target.map(|t| ObjectRef {
+                kind: t.kind.to_owned(),
+                id: string(t.id),
+            }),
+            context: self
+                .context
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            summary: string(self.summary),
+            reason: string(self.reason),
+            changes: json(self.changes)?,
+            metadata: json(self.metadata)?,
+            display: self
+                .display
+                .map(|d| -> Result<Display> {
+                    let data = serde_json::from_str(d.data)
+                        .map_err(|e| Error::Corrupt(format!("stored display data: {e}")))?;
+                    Ok(Display {
+                        template: d.template.to_owned(),
+                        data,
+                    })
+                })
+                .transpose()?,
+        })
+    }
+}
+
+/// One stored activity as the store read it: its position and its stored bytes (shared with
+/// the engine's buffer, not copied). [`Store::query_records`](crate::Store::query_records)
+/// returns pages of these, so a caller can write them out from the stored bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pos: Pos,
+    bytes: sled::IVec,
+}
+
+impl Record {
+    pub(crate) fn new(pos: Pos, bytes: sled::IVec) -> Record {
+        Record { pos, bytes }
+    }
+
+    pub(crate) fn pos(&self) -> Pos {
+        self.pos
+    }
+
+    pub fn id(&self) -> Uuid {
+        self.pos.id
+    }
+
+    pub fn created_at(&self) -> DateTime<Utc> {
+        crate::model::micros_to_time(self.pos.time)
+    }
+
+    /// Bytes of the stored value (a size hint for writers).
+    pub fn stored_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The record read in place. Fails only on damaged bytes.
+    pub fn view(&self) -> Result<ActivityRef<'_>> {
+        view(self.pos, &self.bytes)
+    }
+
+    /// The owned activity.
+    pub fn to_activity(&self) -> Result<Activity> {
+        decode(self.pos, &self.bytes)
+    }
+}
+
 /// A cursor over V1 record bytes. Every method returns `None` on damaged or short input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Reader<'a> {
     buf: &'a [u8],
+    /// `buf` as text, while it is all UTF-8 from here on (as a record is when every string is
+    /// shorter than 128 bytes, so that every length is one ASCII byte). Checking the bytes once
+    /// is far cheaper than checking a dozen short strings one by one: a string is then split off
+    /// this text, and checked on its own only where that fails (a length byte that is not ASCII
+    /// ends the text, a string that does not end on a character boundary cannot be split off).
+    text: Option<&'a str>,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if n > self.buf.len() {
-            return None;
+    fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader {
+            buf,
+            text: std::str::from_utf8(buf).ok(),
         }
-        let (head, rest) = self.buf.split_at(n);
+    }
+
+    #[inline(always)]
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.buf.split_at_checked(n)?;
         self.buf = rest;
+        self.text = self.text.and_then(|t| t.get(n..));
         Some(head)
     }
 
+    #[inline(always)]
     fn byte(&mut self) -> Option<u8> {
         Some(self.take(1)?[0])
     }
 
     /// bincode's varint: below 251 one byte; 251, 252, 253 announce a u16, u32, u64 (LE).
+    #[inline(always)]
     fn len(&mut self) -> Option<usize> {
         let v = match self.byte()? {
             b @ 0..=250 => u64::from(b),
@@ -205,6 +475,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An option tag: 0 for `None`, 1 for `Some`.
+    #[inline(always)]
     fn tag(&mut self) -> Option<bool> {
         match self.byte()? {
             0 => Some(false),
@@ -213,25 +484,24 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline(always)]
     fn str(&mut self) -> Option<&'a str> {
         let n = self.len()?;
+        if let Some((s, rest)) = self.text.and_then(|t| t.split_at_checked(n)) {
+            self.text = Some(rest);
+            self.buf = rest.as_bytes();
+            return Some(s);
+        }
         std::str::from_utf8(self.take(n)?).ok()
     }
 
-    fn string(&mut self) -> Option<String> {
-        self.str().map(str::to_owned)
-    }
-
     /// `Some(None)` for an absent value, `None` for damage.
+    #[inline(always)]
     fn opt_str(&mut self) -> Option<Option<&'a str>> {
         match self.tag()? {
             false => Some(None),
             true => self.str().map(Some),
         }
-    }
-
-    fn opt_string(&mut self) -> Option<Option<String>> {
-        self.opt_str().map(|o| o.map(str::to_owned))
     }
 }
 
@@ -431,7 +701,79 @@ mod tests {
 
         #[test]
         fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = view(Pos { time: i64::MIN, id: Uuid::nil() }, &bytes);
             let _ = decode(Pos { time: i64::MIN, id: Uuid::nil() }, &bytes);
         }
+
+        /// The view holds every field as stored: the same strings, the JSON as `encode`'s text.
+        #[test]
+        fn view_reads_every_field_in_place(a in arb_activity()) {
+            let pos = Pos { time: a.created_at.timestamp_micros(), id: a.id };
+            let bytes = encode(&a).unwrap();
+            let v = view(pos, &bytes).unwrap();
+            prop_assert_eq!(v.id, a.id);
+            prop_assert_eq!(v.created_at(), a.created_at);
+            prop_assert_eq!(v.action, a.action.as_str());
+            prop_assert_eq!(v.resource.kind, a.resource.kind.as_str());
+            prop_assert_eq!(v.resource.id, a.resource.id.as_deref());
+            prop_assert_eq!(v.actor.map(|x| (x.kind, x.id, x.name, x.email)), a.actor.as_ref().map(|x| {
+                (x.kind.as_str(), x.id.as_deref(), x.name.as_deref(), x.email.as_deref())
+            }));
+            prop_assert_eq!(v.target.map(|t| (t.kind, t.id)), a.target.as_ref().map(|t| (t.kind.as_str(), t.id.as_deref())));
+            let ctx: Vec<(&str, &str)> = v.context.iter().collect();
+            let want: Vec<(&str, &str)> = a.context.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            prop_assert_eq!(ctx, want);
+            prop_assert_eq!(v.context.len(), a.context.len());
+            for (k, _) in &a.context {
+                // Keys may repeat in these random activities; the first one is found.
+                prop_assert_eq!(v.context_value(k), a.context.iter().find(|(x, _)| x == k).map(|(_, v)| v.as_str()));
+            }
+            prop_assert_eq!(v.summary, a.summary.as_deref());
+            prop_assert_eq!(v.reason, a.reason.as_deref());
+            prop_assert_eq!(v.changes.map(str::to_owned), json_text(&a.changes));
+            prop_assert_eq!(v.metadata.map(str::to_owned), json_text(&a.metadata));
+            prop_assert_eq!(v.display.map(|d| (d.template.to_owned(), d.data.to_owned())),
+                a.display.as_ref().map(|d| (d.template.clone(), d.data.to_string())));
+            prop_assert_eq!(v.to_activity().unwrap(), a);
+        }
+
+        /// On damaged bytes the view refuses exactly what decoding refuses, but for JSON text
+        /// that is not JSON (which only decoding parses).
+        #[test]
+        fn view_and_decode_agree_on_damage(flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4)) {
+            let a = sample();
+            let pos = Pos { time: 0, id: a.id };
+            let mut bytes = encode(&a).unwrap();
+            for (i, b) in flips {
+                let i = i.index(bytes.len());
+                bytes[i] ^= b;
+            }
+            match (view(pos, &bytes), decode(pos, &bytes)) {
+                (Ok(v), Ok(d)) => prop_assert_eq!(v.to_activity().unwrap(), d),
+                (Ok(v), Err(Error::Corrupt(m))) => {
+                    prop_assert!(m.contains("JSON") || m.contains("display data"), "{}", m);
+                    prop_assert!(v.to_activity().is_err());
+                }
+                (Err(_), Err(_)) => {}
+                (v, d) => prop_assert!(false, "view {:?} vs decode {:?}", v.is_ok(), d.is_ok()),
+            }
+        }
+    }
+
+    #[test]
+    fn context_of_owned_pairs() {
+        let pairs = vec![
+            ("a".to_owned(), "1".to_owned()),
+            ("b".to_owned(), "2".to_owned()),
+        ];
+        let c = ContextRef::from_pairs(&pairs);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.get("b"), Some("2"));
+        assert_eq!(c.get("c"), None);
+        assert_eq!(
+            c.into_iter().collect::<Vec<_>>(),
+            vec![("a", "1"), ("b", "2")]
+        );
+        assert!(ContextRef::from_pairs(&[]).is_empty());
     }
 }

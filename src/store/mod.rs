@@ -27,6 +27,7 @@ use crate::model::{
     Activity, Appended, NewActivity, Tenant, TenantPatch, TenantSettings, MAX_BATCH,
 };
 
+pub use codec::{ActivityRef, ActorRef, ContextIter, ContextRef, DisplayRef, ObjRef, Record};
 use keys::{IndexKind, Pos};
 pub use meta::{ApiKeyRecord, Scope};
 pub use verify::VerifyReport;
@@ -646,6 +647,18 @@ impl Store {
         }
     }
 
+    /// One activity by id as its stored bytes (to be read in place with [`Record::view`]), or
+    /// `None`.
+    pub fn get_record(&self, tenant: &str, id: Uuid) -> Result<Option<Record>> {
+        let info = self.tenant_info(tenant)?;
+        self.read_guard("get", || {
+            let Some(pos) = self.locate(info.no, id)? else {
+                return Ok(None);
+            };
+            self.stored_at(info.no, pos)
+        })
+    }
+
     pub(crate) fn get_by_no(&self, tenant: u32, id: Uuid) -> Result<Option<Activity>> {
         let Some(pos) = self.locate(tenant, id)? else {
             return Ok(None);
@@ -661,6 +674,15 @@ impl Store {
         }
     }
 
+    /// The record at a position, as stored (sled's buffer, not copied).
+    pub(crate) fn stored_at(&self, tenant: u32, pos: Pos) -> Result<Option<Record>> {
+        Ok(self
+            .log
+            .get(keys::record_key(tenant, pos))?
+            .map(|v| Record::new(pos, v)))
+    }
+
+    #[cfg(feature = "bench")]
     pub(crate) fn decode_record(pos: Pos, bytes: &[u8]) -> Result<Activity> {
         codec::decode(pos, bytes)
     }

@@ -330,7 +330,7 @@ impl ScanActions for actlog::Store {
             &actlog::Filter::default(),
             actlog::Order::Asc,
             |a| {
-                out.push(a.action);
+                out.push(a.action.to_owned());
                 Ok(true)
             },
         )

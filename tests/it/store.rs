@@ -760,7 +760,7 @@ fn a_purge_between_index_and_record_reads_is_skipped() {
         if seen.is_empty() {
             purged = s.purge_expired(t(cutoff + day))?;
         }
-        seen.push(a.created_at.timestamp_micros());
+        seen.push(a.time);
         Ok(true)
     })
     .unwrap();
@@ -864,7 +864,7 @@ mod purge_property {
             prop_assert_eq!(removed, u64::try_from(times.len() - want.len()).unwrap());
             let mut got = Vec::new();
             s.scan("a", &Filter::default(), Order::Asc, |a| {
-                got.push(a.created_at.timestamp_micros());
+                got.push(a.time);
                 Ok(true)
             })
             .unwrap();
