@@ -235,3 +235,75 @@ fn format_1_marker_upgrades_too() {
     assert_eq!(marker(&data), (3, false));
     assert_complete(&data);
 }
+
+/// Cursors carry positions, not key bytes: the `next_cursor`s the format 2 build handed out
+/// (`tests/fixtures/format2-cursors.json`, from its own server on this fixture) continue their
+/// queries after the upgrade, with the pages that follow in the format 2 build's own export.
+#[test]
+fn cursors_issued_before_the_upgrade_continue() {
+    let (_dir, data) = fixture_copy();
+    let store = Store::open(&data, Options::default()).unwrap();
+    let saved: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/format2-cursors.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let exported: Vec<serde_json::Value> = expected("acme")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids = |v: &[&serde_json::Value]| -> Vec<String> {
+        v.iter()
+            .map(|a| a["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let cases = [
+        ("desc_limit_5", Order::Desc, Filter::default(), None),
+        (
+            "asc_invoice_sent_limit_5",
+            Order::Asc,
+            Filter {
+                actions: vec!["invoice.sent".into()],
+                ..Filter::default()
+            },
+            Some("invoice.sent"),
+        ),
+    ];
+    for (name, order, filter, action) in cases {
+        let mut all: Vec<&serde_json::Value> = exported
+            .iter()
+            .filter(|a| action.is_none_or(|x| a["action"] == x))
+            .collect();
+        if order == Order::Desc {
+            all.reverse();
+        }
+        let first: Vec<String> = saved[name]["first_page"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(first, ids(&all[..5]), "{name}: the saved first page");
+        let page = store
+            .query(
+                "acme",
+                &Query {
+                    filter,
+                    order,
+                    limit: 5,
+                    cursor: Some(saved[name]["next_cursor"].as_str().unwrap().to_owned()),
+                    ..Query::default()
+                },
+            )
+            .unwrap();
+        let got: Vec<String> = page.items.iter().map(|a| a.id.to_string()).collect();
+        assert_eq!(
+            got,
+            ids(&all[5..10]),
+            "{name}: the page after the old cursor"
+        );
+    }
+}
