@@ -27,7 +27,7 @@ fn store() -> &'static Store {
                 .expect("tenant");
             let batch = (0..40)
                 .map(|i| NewActivity {
-                    action: ["invoice.sent", "integration_x", "a\0b"][i % 3].into(),
+                    action: ["invoice.sent", "integration_x", "a.b"][i % 3].into(),
                     resource: ObjectRef {
                         kind: "Invoice".into(),
                         id: Some(format!("inv_{}", i % 4)),
