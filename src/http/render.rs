@@ -72,11 +72,9 @@ pub fn activity(out: &mut Vec<u8>, a: &ActivityRef<'_>) {
     time(out, &a.created_at());
     out.extend_from_slice(b"\",\"action\":");
     json_str(out, a.action);
-    out.extend_from_slice(b",\"resource\":{\"type\":");
-    json_str(out, a.resource.kind);
-    out.extend_from_slice(b",\"id\":");
-    opt_str(out, a.resource.id);
-    out.extend_from_slice(b"},\"actor\":");
+    out.extend_from_slice(b",\"resource\":");
+    object_ref(out, a.resource.kind, a.resource.id);
+    out.extend_from_slice(b",\"actor\":");
     match &a.actor {
         None => out.extend_from_slice(b"null"),
         Some(x) => {
@@ -94,13 +92,7 @@ pub fn activity(out: &mut Vec<u8>, a: &ActivityRef<'_>) {
     out.extend_from_slice(b",\"target\":");
     match &a.target {
         None => out.extend_from_slice(b"null"),
-        Some(t) => {
-            out.extend_from_slice(b"{\"type\":");
-            json_str(out, t.kind);
-            out.extend_from_slice(b",\"id\":");
-            opt_str(out, t.id);
-            out.push(b'}');
-        }
+        Some(t) => object_ref(out, t.kind, t.id),
     }
     out.extend_from_slice(b",\"context\":");
     context(out, a.context);
@@ -157,6 +149,15 @@ fn context(out: &mut Vec<u8>, c: ContextRef<'_>) {
         out.push(b':');
         json_str(out, v);
     }
+    out.push(b'}');
+}
+
+/// `{"type": kind, "id": id}`: the shape of `resource` and `target`.
+fn object_ref(out: &mut Vec<u8>, kind: &str, id: Option<&str>) {
+    out.extend_from_slice(b"{\"type\":");
+    json_str(out, kind);
+    out.extend_from_slice(b",\"id\":");
+    opt_str(out, id);
     out.push(b'}');
 }
 

@@ -32,9 +32,10 @@ pub(crate) const TENANT_LEN: usize = 4;
 /// never starts a run of 0xFF bytes.
 pub(crate) const MAX_TENANT_NO: u32 = 0x7FFF_FFFF;
 
-const TAG_RECORD: u8 = 0x01;
-const TAG_ID: u8 = 0x02;
-const TAG_INDEX: u8 = 0x03;
+/// The byte after the tenant number: what kind of key it is (the same in every format).
+pub(crate) const TAG_RECORD: u8 = 0x01;
+pub(crate) const TAG_ID: u8 = 0x02;
+pub(crate) const TAG_INDEX: u8 = 0x03;
 
 const ESC: u8 = 0x00;
 const ESC_ZERO: u8 = 0xFF;

@@ -16,7 +16,7 @@
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::store::keys::{self, POS_LEN, TENANT_LEN};
+use crate::store::keys::{self, POS_LEN, TAG_ID, TAG_INDEX, TAG_RECORD, TENANT_LEN};
 use crate::store::{check_fault, FaultHook, FaultPoint};
 
 /// The tree of records, id entries and index lists in format 3.
@@ -25,10 +25,6 @@ pub(crate) const LOG_TREE: &[u8] = b"log3";
 const OLD_LOG_TREE: &[u8] = b"log";
 /// Keys copied per `apply_batch`.
 const BATCH_KEYS: usize = 4096;
-
-const TAG_RECORD: u8 = 0x01;
-const TAG_ID: u8 = 0x02;
-const TAG_INDEX: u8 = 0x03;
 
 /// A format 1 or 2 key of `log`, rewritten as the format 3 key of the same thing. Checked by
 /// decoding it again, so a key this build would not have written stops the upgrade.
