@@ -14,7 +14,9 @@ fn activities() -> Vec<Activity> {
         .enumerate()
         .map(|(i, a)| Activity {
             id: Uuid::from_u128(i as u128),
+            seq: i as u64 + 1,
             created_at: a.created_at.unwrap(),
+            recorded_at: a.created_at.unwrap(),
             action: a.action,
             resource: a.resource,
             actor: a.actor,

@@ -73,8 +73,15 @@ pub struct NewActivity {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Activity {
     pub id: Uuid,
-    /// Microsecond precision.
+    /// Its place in its tenant's log, assigned by the store: dense from 1, strictly increasing
+    /// in commit order, never reused.
+    pub seq: u64,
+    /// When it happened, as the writer said (or the store's clock if it did not); microsecond
+    /// precision. The time order of every index.
     pub created_at: DateTime<Utc>,
+    /// When the store committed it (its clock, microsecond precision), non-decreasing in `seq`
+    /// order within a tenant.
+    pub recorded_at: DateTime<Utc>,
     pub action: String,
     pub resource: ObjectRef,
     pub actor: Option<Actor>,
@@ -102,8 +109,26 @@ impl Activity {
 pub struct Appended {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,
+    /// The activity's `seq` (the original one for a replay).
+    pub seq: u64,
+    /// The activity's `recorded_at` (the original one for a replay).
+    pub recorded_at: DateTime<Utc>,
     /// False when an identical activity with this id was there already (nothing was written).
     pub created: bool,
+}
+
+impl Appended {
+    /// The acknowledgement of a write that found `a` already stored: its original times and
+    /// `seq`, nothing created.
+    pub(crate) fn replayed(a: &Activity) -> Appended {
+        Appended {
+            id: a.id,
+            created_at: a.created_at,
+            seq: a.seq,
+            recorded_at: a.recorded_at,
+            created: false,
+        }
+    }
 }
 
 /// A tenant's settings.
@@ -308,10 +333,14 @@ impl NewActivity {
     }
 
     /// The stored activity this becomes, given the id and time the store settled on.
+    /// The activity as stored, but for its `seq` and `recorded_at`, which the store sets when it
+    /// commits it (0 and `created_at` until then).
     pub(crate) fn into_activity(self, id: Uuid, created_at: DateTime<Utc>) -> Activity {
         Activity {
             id,
+            seq: 0,
             created_at,
+            recorded_at: created_at,
             action: self.action,
             resource: self.resource,
             actor: self.actor,

@@ -128,7 +128,7 @@ fn raw_scan(store: &Store, tenant: &str, order: Order) -> io::Result<(u64, u64)>
         Ok(())
     };
     match order {
-        Order::Asc => iter.into_iter().try_for_each(&mut visit)?,
+        Order::Asc | Order::Seq => iter.into_iter().try_for_each(&mut visit)?,
         Order::Desc => iter.rev().try_for_each(&mut visit)?,
     }
     Ok((n, bytes))

@@ -199,9 +199,13 @@ pub fn write_line(row: &Row<'_>, out: &mut Vec<u8>) -> rusqlite::Result<()> {
         })?,
         None => Vec::new(),
     };
+    let time: i64 = row.get(0)?;
     let a = crate::ActivityRef {
         id: Uuid::from_bytes(id),
-        time: row.get(0)?,
+        time,
+        // The peer's schema has no log order of its own; its rows render with these.
+        seq: 0,
+        recorded_at: time,
         action: req(2)?,
         resource: crate::ObjRef {
             kind: req(3)?,
@@ -251,9 +255,12 @@ pub fn decode(row: &Row<'_>) -> rusqlite::Result<Activity> {
         Some(s) => serde_json::from_str(s).map_err(|e| conv(11, e))?,
         None => Vec::new(),
     };
+    let created_at = crate::model::micros_to_time(row.get(0)?);
     Ok(Activity {
         id: Uuid::from_bytes(id),
-        created_at: crate::model::micros_to_time(row.get(0)?),
+        seq: 0,
+        created_at,
+        recorded_at: created_at,
         action: row.get(2)?,
         resource: ObjectRef {
             kind: row.get(3)?,

@@ -57,6 +57,8 @@ pub const CSV_COLUMNS: &[&str] = &[
     "changes",
     "metadata",
     "display",
+    "seq",
+    "recorded_at",
 ];
 
 pub(super) async fn export(
@@ -252,7 +254,7 @@ pub fn csv_row(a: &Activity) -> String {
         .as_ref()
         .map(|d| serde_json::json!({"template": d.template, "data": d.data}).to_string())
         .unwrap_or_default();
-    let cells: [String; 17] = [
+    let cells: [String; 19] = [
         a.id.to_string(),
         format_time(&a.created_at),
         a.action.clone(),
@@ -270,6 +272,8 @@ pub fn csv_row(a: &Activity) -> String {
         json(&a.changes),
         json(&a.metadata),
         display,
+        a.seq.to_string(),
+        format_time(&a.recorded_at),
     ];
     let mut row = String::new();
     for (i, c) in cells.iter().enumerate() {
@@ -295,7 +299,9 @@ mod tests {
     fn csv_cells_are_quoted_when_needed() {
         let a = Activity {
             id: uuid::Uuid::nil(),
+            seq: 7,
             created_at: chrono::DateTime::UNIX_EPOCH,
+            recorded_at: chrono::DateTime::UNIX_EPOCH,
             action: "a,b".into(),
             resource: ObjectRef {
                 kind: "T".into(),
@@ -319,8 +325,9 @@ mod tests {
         assert_eq!(
             row,
             "00000000-0000-0000-0000-000000000000,1970-01-01T00:00:00.000000Z,\"a,b\",T,\
-             \"say \"\"hi\"\"\",user,,\"line\nbreak\",,,,,,,,\"{\"\"k\"\":1}\",\r\n"
+             \"say \"\"hi\"\"\",user,,\"line\nbreak\",,,,,,,,\"{\"\"k\"\":1}\",,7,\
+             1970-01-01T00:00:00.000000Z\r\n"
         );
-        assert_eq!(CSV_COLUMNS.len(), 17);
+        assert_eq!(CSV_COLUMNS.len(), 19);
     }
 }

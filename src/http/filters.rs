@@ -104,6 +104,14 @@ pub fn apply_filter_param(
             }
             return Ok(true);
         }
+        "after_seq" => {
+            let text = value.text(name)?;
+            let n = text.trim().parse::<u64>().map_err(|_| {
+                ApiError::invalid(name, format!("{text:?} is not a seq (an integer ≥ 0)"))
+            })?;
+            filter.conditions.push(Condition::after_seq(n));
+            return Ok(true);
+        }
         "q" => {
             let conditions = match value {
                 Val::Text(s) => parse_q_str(s, tz)?,
@@ -169,7 +177,8 @@ pub fn parse_order(s: &str) -> Result<Order, ApiError> {
     match s {
         "desc" => Ok(Order::Desc),
         "asc" => Ok(Order::Asc),
-        _ => Err(ApiError::invalid("order", "must be asc or desc")),
+        "seq" => Ok(Order::Seq),
+        _ => Err(ApiError::invalid("order", "must be asc, desc or seq")),
     }
 }
 
@@ -306,10 +315,16 @@ fn parse_op(
     v: &Value,
     tz: chrono_tz::Tz,
 ) -> Result<Op, ApiError> {
-    let is_time = *field == Field::CreatedAt;
+    let is_time = matches!(field, Field::CreatedAt | Field::RecordedAt);
     let one = |v: &Value, end: End| -> Result<Operand, ApiError> {
         if is_time {
             time_operand(qfield, v, tz, end).map(Operand::Time)
+        } else if *field == Field::Seq {
+            let text = Val::Json(v).text(qfield)?;
+            text.trim()
+                .parse::<u64>()
+                .map(Operand::Int)
+                .map_err(|_| ApiError::invalid(qfield, "seq takes integers ≥ 0"))
         } else {
             Val::Json(v)
                 .text(qfield)

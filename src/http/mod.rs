@@ -430,6 +430,7 @@ const LIST_PARAMS: &[&str] = &[
     "id",
     "since",
     "until",
+    "after_seq",
     "q",
     "order",
     "limit",

@@ -99,16 +99,28 @@ fn schemas() -> Value {
     let actor = json!({"type": "object", "required": ["type"], "properties": {"type": s, "id": ns, "name": ns, "email": ns}});
     let activity_in = json!({"type": "object", "required": ["action", "resource"], "additionalProperties": false, "properties": {
         "id": {"type": "string", "format": "uuid"},
+        "seq": {"type": "integer", "description": "assigned by the store; ignored on input"},
         "created_at": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "integer", "description": "epoch milliseconds"}]},
+        "recorded_at": {"type": "string", "format": "date-time", "description": "assigned by the store; ignored on input"},
         "action": s, "resource": obj_ref, "actor": actor, "target": obj_ref,
         "context": {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 16},
         "summary": s, "reason": s, "changes": {"type": "object"}, "metadata": {"type": "object"},
         "display": {"type": "object", "properties": {"template": s, "data": {"type": "object"}}},
     }});
     let mut activity = activity_in.clone();
-    activity["required"] = json!(["id", "created_at", "action", "resource", "context"]);
+    activity["required"] = json!([
+        "id",
+        "seq",
+        "created_at",
+        "recorded_at",
+        "action",
+        "resource",
+        "context"
+    ]);
     activity["properties"]["created_at"] = json!({"type": "string", "format": "date-time"});
-    let appended = json!({"type": "object", "properties": {"id": {"type": "string", "format": "uuid"}, "created_at": {"type": "string", "format": "date-time"}, "created": {"type": "boolean"}}});
+    activity["properties"]["seq"] = json!({"type": "integer", "minimum": 1, "description": "the tenant's append order: dense from 1, never reused"});
+    activity["properties"]["recorded_at"] = json!({"type": "string", "format": "date-time", "description": "the store's clock at commit, non-decreasing in seq"});
+    let appended = json!({"type": "object", "properties": {"id": {"type": "string", "format": "uuid"}, "seq": {"type": "integer"}, "created_at": {"type": "string", "format": "date-time"}, "recorded_at": {"type": "string", "format": "date-time"}, "created": {"type": "boolean"}}});
     let tenant = json!({"type": "object", "properties": {"id": s, "timezone": s, "retention_days": {"type": ["integer", "null"]}, "created_at": s}});
     json!({
         "ActivityIn": activity_in,

@@ -11,6 +11,7 @@
 //! definition of the shape.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
@@ -68,8 +69,13 @@ pub fn activity(out: &mut Vec<u8>, a: &ActivityRef<'_>) {
     out.extend_from_slice(b"{\"id\":\"");
     let mut buf = uuid::Uuid::encode_buffer();
     out.extend_from_slice(a.id.hyphenated().encode_lower(&mut buf).as_bytes());
-    out.extend_from_slice(b"\",\"created_at\":\"");
+    out.extend_from_slice(b"\",\"seq\":");
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{}", a.seq);
+    out.extend_from_slice(b",\"created_at\":\"");
     time(out, &a.created_at());
+    out.extend_from_slice(b"\",\"recorded_at\":\"");
+    time(out, &a.recorded_at());
     out.extend_from_slice(b"\",\"action\":");
     json_str(out, a.action);
     out.extend_from_slice(b",\"resource\":");
@@ -397,7 +403,9 @@ mod tests {
                     let created_at = crate::model::micros_to_time(time);
                     Activity {
                         id: Uuid::from_u128(id),
+                        seq: id as u64,
                         created_at,
+                        recorded_at: crate::model::micros_to_time(time.wrapping_mul(3)),
                         action,
                         resource: ObjectRef { kind: rt, id: rid },
                         actor: actor.map(|(kind, id, name, email)| Actor {
@@ -422,7 +430,9 @@ mod tests {
     fn a_full_activity_renders_as_serde_does() {
         let a = Activity {
             id: Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef),
+            seq: u64::MAX,
             created_at: crate::model::micros_to_time(1_700_000_000_123_456),
+            recorded_at: crate::model::micros_to_time(1_700_000_000_123_457),
             action: "invoice.sent".into(),
             resource: ObjectRef {
                 kind: "Invoice".into(),

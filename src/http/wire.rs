@@ -102,8 +102,14 @@ fn empty_object() -> serde_json::Value {
 pub struct ActivityIn {
     #[serde(default)]
     pub id: Option<Uuid>,
+    /// Assigned by the store: accepted (so a served activity can be posted back) and ignored.
+    #[serde(default, rename = "seq")]
+    pub _seq: Option<serde::de::IgnoredAny>,
     #[serde(default, deserialize_with = "de_time_opt")]
     pub created_at: Option<DateTime<Utc>>,
+    /// Assigned by the store: accepted and ignored, as `seq`.
+    #[serde(default, rename = "recorded_at")]
+    pub _recorded_at: Option<serde::de::IgnoredAny>,
     pub action: String,
     pub resource: ObjectRefIn,
     #[serde(default)]
@@ -211,7 +217,9 @@ pub struct ActorOut {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ActivityOut {
     pub id: Uuid,
+    pub seq: u64,
     pub created_at: String,
+    pub recorded_at: String,
     pub action: String,
     pub resource: ObjectRefOut,
     pub actor: Option<ActorOut>,
@@ -232,7 +240,9 @@ impl From<Activity> for ActivityOut {
         };
         ActivityOut {
             id: a.id,
+            seq: a.seq,
             created_at: format_time(&a.created_at),
+            recorded_at: format_time(&a.recorded_at),
             action: a.action,
             resource: obj(a.resource),
             actor: a.actor.map(|x| ActorOut {
@@ -259,7 +269,9 @@ impl From<Activity> for ActivityOut {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AppendedOut {
     pub id: Uuid,
+    pub seq: u64,
     pub created_at: String,
+    pub recorded_at: String,
     /// False when an identical activity with this id was there already.
     pub created: bool,
 }
@@ -268,7 +280,9 @@ impl From<Appended> for AppendedOut {
     fn from(a: Appended) -> AppendedOut {
         AppendedOut {
             id: a.id,
+            seq: a.seq,
             created_at: format_time(&a.created_at),
+            recorded_at: format_time(&a.recorded_at),
             created: a.created,
         }
     }
@@ -448,7 +462,9 @@ mod tests {
     fn served_activities_read_back_as_input() {
         let out = ActivityOut {
             id: uuid::Uuid::nil(),
+            seq: 3,
             created_at: "2024-01-02T03:04:05.000000Z".into(),
+            recorded_at: "2024-01-02T03:04:06.000000Z".into(),
             action: "a".into(),
             resource: ObjectRefOut {
                 kind: "T".into(),

@@ -89,7 +89,7 @@ pub(crate) fn window(f: &Filter, tz: chrono_tz::Tz) -> Window {
         }
         let t = |o: &Operand| match o {
             Operand::Time(t) => micros(t),
-            Operand::Str(_) => 0,
+            Operand::Str(_) | Operand::Int(_) => 0,
         };
         match &c.op {
             Op::Equals(o) => {
@@ -178,7 +178,7 @@ fn field_str<'a>(
             *id_buf = a.id.to_string();
             Some(id_buf.as_str())
         }
-        Field::CreatedAt => None,
+        Field::CreatedAt | Field::Seq | Field::RecordedAt => None,
         Field::Action => Some(a.action),
         Field::ResourceType => Some(a.resource.kind),
         Field::ResourceId => a.resource.id,
@@ -195,30 +195,31 @@ fn field_str<'a>(
 
 /// `folded` is the condition's operand lowercased, for `contains`.
 fn condition_matches(c: &Condition, folded: Option<&str>, a: &ActivityRef<'_>) -> bool {
-    if c.field == Field::CreatedAt {
-        let t = a.created_at();
+    if c.field == Field::Seq {
+        let n = |o: &Operand| match o {
+            Operand::Int(x) => Some(*x),
+            _ => None,
+        };
+        return ordered_matches(&c.op, a.seq, n);
+    }
+    if c.field == Field::CreatedAt || c.field == Field::RecordedAt {
+        let t = if c.field == Field::CreatedAt {
+            a.created_at()
+        } else {
+            a.recorded_at()
+        };
         let at = |o: &Operand| match o {
             Operand::Time(x) => Some(*x),
-            Operand::Str(_) => None,
+            _ => None,
         };
-        return match &c.op {
-            Op::Equals(o) => at(o) == Some(t),
-            Op::Gt(o) => at(o).is_some_and(|x| t > x),
-            Op::Gte(o) => at(o).is_some_and(|x| t >= x),
-            Op::Lt(o) => at(o).is_some_and(|x| t < x),
-            Op::Lte(o) => at(o).is_some_and(|x| t <= x),
-            Op::In(v) => v.iter().any(|o| at(o) == Some(t)),
-            Op::NotIn(v) => !v.iter().any(|o| at(o) == Some(t)),
-            Op::Between(lo, hi) => at(lo).is_some_and(|x| t >= x) && at(hi).is_some_and(|x| t <= x),
-            Op::Contains(_) | Op::StartsWith(_) | Op::EndsWith(_) => false,
-        };
+        return ordered_matches(&c.op, t, at);
     }
     let mut buf = String::new();
     let v = field_str(a, &c.field, &mut buf);
     fn s(o: &Operand) -> Option<&str> {
         match o {
             Operand::Str(x) => Some(x.as_str()),
-            Operand::Time(_) => None,
+            Operand::Time(_) | Operand::Int(_) => None,
         }
     }
     // An absent field matches only `notIn` (as in MongoDB's `$nin`).
@@ -248,6 +249,26 @@ fn condition_matches(c: &Condition, folded: Option<&str>, a: &ActivityRef<'_>) -
         Op::StartsWith(x) => v.starts_with(x.as_str()),
         Op::EndsWith(x) => v.ends_with(x.as_str()),
         Op::Between(lo, hi) => s(lo).is_some_and(|lo| v >= lo) && s(hi).is_some_and(|hi| v <= hi),
+    }
+}
+
+/// An ordered operator on a value `v` whose operands `get` reads (`None`: of another type, which
+/// `Condition::new` does not let through).
+fn ordered_matches<T: PartialOrd + Copy>(
+    op: &Op,
+    v: T,
+    get: impl Fn(&Operand) -> Option<T>,
+) -> bool {
+    match op {
+        Op::Equals(o) => get(o) == Some(v),
+        Op::Gt(o) => get(o).is_some_and(|x| v > x),
+        Op::Gte(o) => get(o).is_some_and(|x| v >= x),
+        Op::Lt(o) => get(o).is_some_and(|x| v < x),
+        Op::Lte(o) => get(o).is_some_and(|x| v <= x),
+        Op::In(list) => list.iter().any(|o| get(o) == Some(v)),
+        Op::NotIn(list) => !list.iter().any(|o| get(o) == Some(v)),
+        Op::Between(lo, hi) => get(lo).is_some_and(|x| v >= x) && get(hi).is_some_and(|x| v <= x),
+        Op::Contains(_) | Op::StartsWith(_) | Op::EndsWith(_) => false,
     }
 }
 

@@ -29,13 +29,20 @@ pub enum Order {
     Desc,
     /// Oldest first.
     Asc,
+    /// The log's own order: ascending `seq`, the order the store committed the activities in,
+    /// whatever their `created_at`. With a `seq > N` condition ([`Condition::after_seq`]) it
+    /// reads everything appended after offset N, once and in order.
+    Seq,
 }
 
 impl Order {
+    /// The opposite order of a time order (a `prev_cursor` scans it); `Seq` is reversed by
+    /// the seq scan itself.
     fn reverse(self) -> Order {
         match self {
             Order::Desc => Order::Asc,
             Order::Asc => Order::Desc,
+            Order::Seq => Order::Seq,
         }
     }
 }
@@ -52,6 +59,10 @@ pub enum TimeBound {
 pub enum Field {
     Id,
     CreatedAt,
+    /// The store's `seq` (integer operands).
+    Seq,
+    /// The store's `recorded_at` (instants, like `created_at`).
+    RecordedAt,
     Action,
     ResourceType,
     ResourceId,
@@ -71,6 +82,8 @@ impl Field {
         Some(match name {
             "id" => Field::Id,
             "created_at" => Field::CreatedAt,
+            "seq" => Field::Seq,
+            "recorded_at" => Field::RecordedAt,
             "action" => Field::Action,
             "resource_type" => Field::ResourceType,
             "resource_id" => Field::ResourceId,
@@ -92,11 +105,12 @@ impl Field {
     }
 }
 
-/// An operand: a string, or an instant for `created_at`.
+/// An operand: a string, an instant for `created_at` and `recorded_at`, an integer for `seq`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Operand {
     Str(String),
     Time(DateTime<Utc>),
+    Int(u64),
 }
 
 /// The operators of `q`.
@@ -125,10 +139,24 @@ pub struct Condition {
 }
 
 impl Condition {
-    /// Checks that the operator and operand types suit the field: `created_at` takes instants
-    /// and no string operator; every other field takes strings.
+    /// `seq > n`: what was appended after offset `n`.
+    pub fn after_seq(n: u64) -> Condition {
+        Condition {
+            field: Field::Seq,
+            op: Op::Gt(Operand::Int(n)),
+        }
+    }
+
+    /// Checks that the operator and operand types suit the field: `created_at` and
+    /// `recorded_at` take instants, `seq` integers, and neither a string operator; every other
+    /// field takes strings.
     pub fn new(field: Field, op: Op, field_name: &str) -> Result<Condition> {
-        let is_time = field == Field::CreatedAt;
+        let kind = match field {
+            Field::CreatedAt | Field::RecordedAt => OperandKind::Time,
+            Field::Seq => OperandKind::Int,
+            _ => OperandKind::Str,
+        };
+        let is_time = kind != OperandKind::Str;
         let operands: Vec<&Operand> = match &op {
             Op::Equals(o) | Op::Gt(o) | Op::Gte(o) | Op::Lt(o) | Op::Lte(o) => vec![o],
             Op::In(v) | Op::NotIn(v) => v.iter().collect(),
@@ -137,7 +165,7 @@ impl Condition {
                 if is_time {
                     return Err(Error::invalid(
                         field_name,
-                        "string operators do not apply to created_at",
+                        "string operators do not apply to created_at, recorded_at or seq",
                     ));
                 }
                 // Every candidate pays for the operand's length; no stored value is longer.
@@ -154,12 +182,17 @@ impl Condition {
             }
         };
         for o in operands {
-            match (o, is_time) {
-                (Operand::Time(_), true) | (Operand::Str(_), false) => {}
-                (Operand::Str(_), true) => {
-                    return Err(Error::invalid(field_name, "created_at takes timestamps"));
+            match (o, kind) {
+                (Operand::Time(_), OperandKind::Time)
+                | (Operand::Str(_), OperandKind::Str)
+                | (Operand::Int(_), OperandKind::Int) => {}
+                (_, OperandKind::Time) => {
+                    return Err(Error::invalid(field_name, "this field takes timestamps"));
                 }
-                (Operand::Time(_), false) => {
+                (_, OperandKind::Int) => {
+                    return Err(Error::invalid(field_name, "seq takes integers"));
+                }
+                (_, OperandKind::Str) => {
                     return Err(Error::invalid(field_name, "this field takes strings"));
                 }
             }
@@ -182,6 +215,13 @@ impl Condition {
     pub fn op(&self) -> &Op {
         &self.op
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OperandKind {
+    Str,
+    Time,
+    Int,
 }
 
 /// Most values in one IN list or `id` list.
@@ -324,6 +364,20 @@ pub struct Page<T = Activity> {
     pub total: Option<u64>,
 }
 
+/// The cursor position of a `seq` in the log's order.
+fn seq_pos(seq: u64) -> Pos {
+    Pos {
+        time: i64::try_from(seq).unwrap_or(i64::MAX),
+        id: Uuid::nil(),
+    }
+}
+
+/// The `seq` a log-order cursor carries (signed by this store, so never negative unless forged
+/// with the secret).
+fn seq_of_pos(p: Pos) -> Result<u64> {
+    u64::try_from(p.time).map_err(|_| Error::InvalidCursor)
+}
+
 impl Store {
     /// Runs a query. Every filter on an indexed field is answered by index range scans in time
     /// order; a cursor resumes them with one seek per range, so a page costs the same at any depth.
@@ -363,9 +417,13 @@ impl Store {
         forward: bool,
         a: &Activity,
     ) -> String {
-        let pos = Pos {
-            time: a.created_at.timestamp_micros(),
-            id: a.id,
+        let pos = if order == Order::Seq {
+            seq_pos(a.seq)
+        } else {
+            Pos {
+                time: a.created_at.timestamp_micros(),
+                id: a.id,
+            }
         };
         cursor::encode(
             &self.secret,
@@ -394,18 +452,32 @@ impl Store {
                 (c.forward, Some(c.pos))
             }
         };
-        let scan_order = if forward { q.order } else { q.order.reverse() };
         let mut items = Vec::with_capacity(q.limit + 1);
-        plan.run(self, scan_order, after, budget::what::PAGE, |r, _| {
+        let collect = |r: &Record, _: &ActivityRef<'_>| {
             items.push(r.clone());
             Ok(items.len() <= q.limit)
-        })?;
+        };
+        // A position in the log's order is its `seq`, carried in the cursor's time field.
+        let seq_order = q.order == Order::Seq;
+        if seq_order {
+            let after = after.map(seq_of_pos).transpose()?;
+            plan.run_seq(self, forward, after, budget::what::PAGE, collect)?;
+        } else {
+            let scan_order = if forward { q.order } else { q.order.reverse() };
+            plan.run(self, scan_order, after, budget::what::PAGE, collect)?;
+        }
         let more = items.len() > q.limit;
         items.truncate(q.limit);
         if !forward {
             items.reverse();
         }
-        let pos = Record::pos;
+        let pos = |r: &Record| -> Pos {
+            if seq_order {
+                seq_pos(r.seq())
+            } else {
+                r.pos()
+            }
+        };
         let mk = |fwd: bool, p: Pos| cursor::encode(&self.secret, tenant, fingerprint, fwd, p);
         let (next_cursor, prev_cursor) = if forward {
             let next = if more {
@@ -413,7 +485,7 @@ impl Store {
             } else {
                 None
             };
-            let prev = after.map(|p| mk(false, items.first().map(pos).unwrap_or(p)));
+            let prev = after.map(|p| mk(false, items.first().map(&pos).unwrap_or(p)));
             (next, prev)
         } else {
             let prev = if more {
@@ -421,7 +493,7 @@ impl Store {
             } else {
                 None
             };
-            let next = after.map(|p| mk(true, items.last().map(pos).unwrap_or(p)));
+            let next = after.map(|p| mk(true, items.last().map(&pos).unwrap_or(p)));
             (next, prev)
         };
         let total = if q.include_total {
@@ -463,19 +535,20 @@ impl Store {
         let info = self.tenant_info(tenant)?;
         let mut caller_panic = None;
         let result = self.read_guard("scan", || {
-            plan::Plan::new(self, &info, filter)?.run(
-                self,
-                order,
-                None,
-                budget::what::PAGE,
-                |_, a| match catch_unwind(AssertUnwindSafe(|| f(a))) {
+            let plan = plan::Plan::new(self, &info, filter)?;
+            let each =
+                |_: &Record, a: &ActivityRef<'_>| match catch_unwind(AssertUnwindSafe(|| f(a))) {
                     Ok(r) => r,
                     Err(p) => {
                         caller_panic = Some(p);
                         Ok(false)
                     }
-                },
-            )
+                };
+            if order == Order::Seq {
+                plan.run_seq(self, true, None, budget::what::PAGE, each)
+            } else {
+                plan.run(self, order, None, budget::what::PAGE, each)
+            }
         });
         if let Some(p) = caller_panic {
             resume_unwind(p);

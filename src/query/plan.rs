@@ -61,7 +61,7 @@ fn values_of(list: &[String], f: &Filter, field: &Field) -> Option<Vec<String>> 
                 v.iter()
                     .filter_map(|o| match o {
                         Operand::Str(s) => Some(s.clone()),
-                        Operand::Time(_) => None,
+                        Operand::Time(_) | Operand::Int(_) => None,
                     })
                     .collect(),
             ),
@@ -318,15 +318,91 @@ impl<'f> Plan<'f> {
                         hi = Bound::Excluded(a);
                     }
                 }
-                Order::Asc => {}
+                Order::Asc | Order::Seq => {}
             }
         }
         (lo, hi)
     }
 
+    /// The `seq` range the filter's `seq` conditions allow: `lo` inclusive, `hi` exclusive.
+    fn seq_bounds(&self) -> (u64, u64) {
+        let (mut lo, mut hi) = (1u64, u64::MAX);
+        for c in &self.filter.conditions {
+            if c.field != Field::Seq {
+                continue;
+            }
+            let n = |o: &Operand| match o {
+                Operand::Int(n) => *n,
+                _ => 0,
+            };
+            match &c.op {
+                Op::Equals(o) => {
+                    lo = lo.max(n(o));
+                    hi = hi.min(n(o).saturating_add(1));
+                }
+                Op::Gt(o) => lo = lo.max(n(o).saturating_add(1)),
+                Op::Gte(o) => lo = lo.max(n(o)),
+                Op::Lt(o) => hi = hi.min(n(o)),
+                Op::Lte(o) => hi = hi.min(n(o).saturating_add(1)),
+                Op::Between(a, b) => {
+                    lo = lo.max(n(a));
+                    hi = hi.min(n(b).saturating_add(1));
+                }
+                _ => {}
+            }
+        }
+        (lo, hi)
+    }
+
+    /// [`Plan::run`] in the log's order: ascending `seq` when `asc`, else descending, strictly
+    /// after the `seq` `after` in that direction. The source is the tenant's seq entries within
+    /// the filter's `seq` conditions, one range read; every other filter is checked on the
+    /// record, as for any source.
+    pub(crate) fn run_seq(
+        &self,
+        store: &Store,
+        asc: bool,
+        after: Option<u64>,
+        what: &'static str,
+        mut f: impl FnMut(&Record, &ActivityRef<'_>) -> Result<bool>,
+    ) -> Result<()> {
+        if matches!(self.source, Source::Empty) {
+            return Ok(());
+        }
+        let (mut lo, mut hi) = self.seq_bounds();
+        match after {
+            Some(a) if asc => lo = lo.max(a.saturating_add(1)),
+            Some(a) => hi = hi.min(a),
+            None => {}
+        }
+        if lo >= hi {
+            return Ok(());
+        }
+        let range = (
+            Bound::Included(keys::seq_key(self.tenant, lo)),
+            Bound::Excluded(keys::seq_key(self.tenant, hi)),
+        );
+        let dir = if asc { Order::Asc } else { Order::Desc };
+        for kv in directed(store.log.range(range), dir) {
+            budget::charge(1, what)?;
+            let (_, v) = kv?;
+            let pos = Pos::decode(&v)?;
+            // Gone: purged between reading the entry and the record (see `run`).
+            let Some(r) = store.stored_at(self.tenant, pos)? else {
+                continue;
+            };
+            let a = r.view()?;
+            if filter::matches(self.filter, &self.folded, &self.window, &a) && !f(&r, &a)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Calls `f` with each match in `order`, strictly after `after`, until it returns `Ok(false)`.
     /// A match comes as its stored record and that record read in place. Every record read is
-    /// charged to the running budget as `what`.
+    /// charged to the running budget as `what`. (`Order::Seq` reads the log's order, where
+    /// `after` carries a `seq` in its time.)
     pub(crate) fn run(
         &self,
         store: &Store,
@@ -335,6 +411,10 @@ impl<'f> Plan<'f> {
         what: &'static str,
         mut f: impl FnMut(&Record, &ActivityRef<'_>) -> Result<bool>,
     ) -> Result<()> {
+        if order == Order::Seq {
+            let after = after.map(|p| u64::try_from(p.time).unwrap_or(0));
+            return self.run_seq(store, true, after, what, f);
+        }
         let (lo, hi) = self.bounds(order, after);
         let mut emit = |r: Record| -> Result<bool> {
             let a = r.view()?;
@@ -553,7 +633,7 @@ type KvIter = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
 
 fn directed(iter: sled::Iter, order: Order) -> KvIter {
     match order {
-        Order::Asc => Box::new(iter),
+        Order::Asc | Order::Seq => Box::new(iter),
         Order::Desc => Box::new(iter.rev()),
     }
 }

@@ -1,6 +1,9 @@
-//! The on-disk encoding of a record: one version byte, then bincode 2 of a private struct that
-//! mirrors `Activity` minus the time and id (the key holds those). JSON objects are kept as JSON
-//! text, since bincode cannot carry self-describing values.
+//! The on-disk encoding of a record: one version byte, then (V2, format 4) the record's `seq` and
+//! `recorded_at` as 8 big-endian bytes each, then bincode 2 of a private struct that mirrors
+//! `Activity` minus the time and id (the key holds those). JSON objects are kept as JSON text,
+//! since bincode cannot carry self-describing values. V1 (formats 1–3) is the same without the
+//! 16-byte header; it reads as `seq` 0 and `recorded_at` = `created_at` (only the upgrade reads
+//! it: format 4 rewrites every record as V2).
 //!
 //! Reads go through [`view`]: the layout is strings with their lengths in front, so a record is
 //! read in place as an [`ActivityRef`] borrowing the stored bytes, and JSON fields are handed on
@@ -22,6 +25,9 @@ use crate::model::{Activity, Actor, Display, ObjectRef};
 use crate::store::keys::Pos;
 
 const V1: u8 = 1;
+const V2: u8 = 2;
+/// Bytes of V2's header after the version byte: `seq`, `recorded_at`.
+const V2_HEADER: usize = 16;
 /// Decoding never allocates more than this, whatever the stored bytes claim.
 const DECODE_LIMIT: usize = 1 << 20;
 
@@ -62,8 +68,33 @@ fn json_value(s: Option<String>) -> Result<Option<serde_json::Value>> {
         .transpose()
 }
 
-/// Encodes the stored part of an activity.
+/// Encodes the stored part of an activity (V2: with its `seq` and `recorded_at`).
 pub(crate) fn encode(a: &Activity) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(128);
+    out.push(V2);
+    out.extend_from_slice(&a.seq.to_be_bytes());
+    out.extend_from_slice(&a.recorded_at.timestamp_micros().to_be_bytes());
+    encode_body(a, &mut out)?;
+    Ok(out)
+}
+
+/// A stored record's bytes with its `seq` and `recorded_at` set, as V2: how the upgrade to
+/// format 4 numbers the records it finds (V1, or V2 from an interrupted run).
+pub(crate) fn with_seq(bytes: &[u8], seq: u64, recorded_at: i64) -> Result<Vec<u8>> {
+    let body = match bytes.split_first() {
+        Some((&V1, body)) => body,
+        Some((&V2, rest)) if rest.len() >= V2_HEADER => &rest[V2_HEADER..],
+        _ => return Err(Error::Corrupt("record of unknown version".into())),
+    };
+    let mut out = Vec::with_capacity(1 + V2_HEADER + body.len());
+    out.push(V2);
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&recorded_at.to_be_bytes());
+    out.extend_from_slice(body);
+    Ok(out)
+}
+
+fn encode_body(a: &Activity, out: &mut Vec<u8>) -> Result<()> {
     let r = RecordV1 {
         action: a.action.clone(),
         resource_type: a.resource.kind.clone(),
@@ -85,10 +116,9 @@ pub(crate) fn encode(a: &Activity) -> Result<Vec<u8>> {
             .as_ref()
             .map(|d| (d.template.clone(), d.data.to_string())),
     };
-    let mut out = vec![V1];
-    bincode::serde::encode_into_std_write(&r, &mut out, config())
+    bincode::serde::encode_into_std_write(&r, out, config())
         .map_err(|e| Error::Corrupt(format!("encoding record: {e}")))?;
-    Ok(out)
+    Ok(())
 }
 
 /// Decodes a stored record into an owned activity; `pos` comes from its key. Damaged bytes are
@@ -108,9 +138,19 @@ pub(crate) fn view(pos: Pos, bytes: &[u8]) -> Result<ActivityRef<'_>> {
     let (&version, body) = bytes
         .split_first()
         .ok_or_else(|| Error::Corrupt("empty record".into()))?;
-    if version != V1 {
-        return Err(Error::Corrupt(format!("unknown record version {version}")));
-    }
+    let (seq, recorded_at, body) = match version {
+        V2 => {
+            let (head, body) = body
+                .split_at_checked(V2_HEADER)
+                .ok_or_else(|| Error::Corrupt(format!("record at {}: header", pos.id)))?;
+            let (mut s, mut r) = ([0u8; 8], [0u8; 8]);
+            s.copy_from_slice(&head[..8]);
+            r.copy_from_slice(&head[8..]);
+            (u64::from_be_bytes(s), i64::from_be_bytes(r), body)
+        }
+        V1 => (0, pos.time, body),
+        _ => return Err(Error::Corrupt(format!("unknown record version {version}"))),
+    };
     if body.len() > DECODE_LIMIT {
         return Err(Error::Corrupt(format!("record at {}: too large", pos.id)));
     }
@@ -162,6 +202,8 @@ pub(crate) fn view(pos: Pos, bytes: &[u8]) -> Result<ActivityRef<'_>> {
     Ok(ActivityRef {
         id: pos.id,
         time: pos.time,
+        seq,
+        recorded_at,
         action,
         resource: ObjRef {
             kind: resource_type,
@@ -192,6 +234,11 @@ pub struct ActivityRef<'a> {
     /// `created_at` in microseconds since the Unix epoch (as the key holds it; see
     /// [`ActivityRef::created_at`]).
     pub time: i64,
+    /// The record's place in its tenant's log: dense from 1 in commit order.
+    pub seq: u64,
+    /// When the store committed it, in microseconds since the Unix epoch (see
+    /// [`ActivityRef::recorded_at`]).
+    pub recorded_at: i64,
     pub action: &'a str,
     pub resource: ObjRef<'a>,
     pub actor: Option<ActorRef<'a>>,
@@ -330,6 +377,11 @@ impl ActivityRef<'_> {
         crate::model::micros_to_time(self.time)
     }
 
+    /// When the store committed it (microsecond precision).
+    pub fn recorded_at(&self) -> DateTime<Utc> {
+        crate::model::micros_to_time(self.recorded_at)
+    }
+
     /// The value of `context[key]`, if present.
     pub fn context_value(&self, key: &str) -> Option<&str> {
         self.context.get(key)
@@ -346,7 +398,9 @@ impl ActivityRef<'_> {
         let string = |s: Option<&str>| s.map(str::to_owned);
         Ok(Activity {
             id: self.id,
+            seq: self.seq,
             created_at: self.created_at(),
+            recorded_at: self.recorded_at(),
             action: self.action.to_owned(),
             resource: ObjectRef {
                 kind: self.resource.kind.to_owned(),
@@ -410,6 +464,19 @@ impl Record {
 
     pub fn created_at(&self) -> DateTime<Utc> {
         crate::model::micros_to_time(self.pos.time)
+    }
+
+    /// The record's `seq` (read from its header; 0 if the bytes are damaged, which `view`
+    /// reports).
+    pub fn seq(&self) -> u64 {
+        match self.bytes.split_first() {
+            Some((&V2, rest)) if rest.len() >= 8 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&rest[..8]);
+                u64::from_be_bytes(b)
+            }
+            _ => 0,
+        }
     }
 
     /// Bytes of the stored value (a size hint for writers).
@@ -514,7 +581,9 @@ mod tests {
     fn sample() -> Activity {
         Activity {
             id: Uuid::from_u128(42),
+            seq: 9,
             created_at: crate::model::micros_to_time(1_700_000_000_123_456),
+            recorded_at: crate::model::micros_to_time(1_700_000_000_223_456),
             action: "invoice.sent".into(),
             resource: ObjectRef {
                 kind: "Invoice".into(),
@@ -547,9 +616,15 @@ mod tests {
         let (&version, body) = bytes
             .split_first()
             .ok_or_else(|| Error::Corrupt("empty record".into()))?;
-        if version != V1 {
-            return Err(Error::Corrupt("version".into()));
-        }
+        let (seq, recorded_at, body) = match version {
+            V1 => (0, pos.time, body),
+            V2 if body.len() >= V2_HEADER => (
+                u64::from_be_bytes(body[..8].try_into().unwrap()),
+                i64::from_be_bytes(body[8..16].try_into().unwrap()),
+                &body[V2_HEADER..],
+            ),
+            _ => return Err(Error::Corrupt("version".into())),
+        };
         let (r, used): (RecordV1, usize) = bincode::serde::decode_from_slice(body, config())
             .map_err(|e| Error::Corrupt(e.to_string()))?;
         if used != body.len() {
@@ -557,7 +632,9 @@ mod tests {
         }
         Ok(Activity {
             id: pos.id,
+            seq,
             created_at: crate::model::micros_to_time(pos.time),
+            recorded_at: crate::model::micros_to_time(recorded_at),
             action: r.action,
             resource: ObjectRef {
                 kind: r.resource_type,
@@ -610,7 +687,9 @@ mod tests {
                 |((action, rt, rid), actor, target, context, (summary, reason, c, m, d))| {
                     Activity {
                         id: Uuid::from_u128(5),
+                        seq: 5,
                         created_at: crate::model::micros_to_time(1_700_000_000_000_001),
+                        recorded_at: crate::model::micros_to_time(1_700_000_000_000_002),
                         action,
                         resource: ObjectRef { kind: rt, id: rid },
                         actor: actor.map(|(kind, id, name, email)| Actor {

@@ -1,4 +1,4 @@
-//! Every key of the `log3` tree, as `encode`/`decode` pairs. The byte layout is drawn in
+//! Every key of the `log4` tree, as `encode`/`decode` pairs. The byte layout is drawn in
 //! `docs/key-format.md`; this module is the only place that knows it.
 //!
 //! **Invariant:** every key starts with the 4-byte tenant number, so a range inside one tenant's
@@ -36,6 +36,10 @@ pub(crate) const MAX_TENANT_NO: u32 = 0x7FFF_FFFF;
 pub(crate) const TAG_RECORD: u8 = 0x01;
 pub(crate) const TAG_ID: u8 = 0x02;
 pub(crate) const TAG_INDEX: u8 = 0x03;
+/// Format 4: the log's own order, `seq` → position (see [`seq_key`]).
+pub(crate) const TAG_SEQ: u8 = 0x04;
+/// Format 4: the tenant's last assigned `seq` and `recorded_at` (see [`head_key`]).
+pub(crate) const TAG_HEAD: u8 = 0x05;
 
 const ESC: u8 = 0x00;
 const ESC_ZERO: u8 = 0xFF;
@@ -286,6 +290,72 @@ pub(crate) fn decode_id_key(key: &[u8]) -> Result<(u32, Uuid)> {
     Ok((decode_tenant(key)?, id))
 }
 
+/// Bytes of a seq entry's key.
+const SEQ_KEY_LEN: usize = TENANT_LEN + 1 + grouped_len(8);
+
+/// `tenant ++ 04`: the prefix of a tenant's seq entries, in `seq` order.
+pub(crate) fn seq_prefix(tenant: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(SEQ_KEY_LEN);
+    k.extend_from_slice(&tenant_prefix(tenant));
+    k.push(TAG_SEQ);
+    k
+}
+
+/// `tenant ++ 04 ++ grouped(seq, 8 bytes big-endian)` → the plain position ([`Pos::encode`]) of
+/// the record appended as `seq`. Grouped like the suffix: a big-endian `seq` holds 0xFF runs.
+pub(crate) fn seq_key(tenant: u32, seq: u64) -> Vec<u8> {
+    let mut k = seq_prefix(tenant);
+    push_grouped(&mut k, &seq.to_be_bytes());
+    k
+}
+
+pub(crate) fn decode_seq_key(key: &[u8]) -> Result<(u32, u64)> {
+    if key.len() != SEQ_KEY_LEN || key[TENANT_LEN] != TAG_SEQ {
+        return Err(Error::Corrupt("not a seq key".into()));
+    }
+    let seq = u64::from_be_bytes(read_grouped::<8>(&key[TENANT_LEN + 1..])?);
+    Ok((decode_tenant(key)?, seq))
+}
+
+/// `tenant ++ 05` → [`Head::encode`]: the tenant's last `seq` and `recorded_at`, written with
+/// every append so neither goes back when the records holding them are purged.
+pub(crate) fn head_key(tenant: u32) -> Vec<u8> {
+    let mut k = tenant_prefix(tenant).to_vec();
+    k.push(TAG_HEAD);
+    k
+}
+
+/// The value of a [`head_key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Head {
+    /// The last `seq` assigned (0: none yet).
+    pub(crate) seq: u64,
+    /// The last `recorded_at`, in microseconds.
+    pub(crate) recorded_at: i64,
+}
+
+impl Head {
+    pub(crate) fn encode(&self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&self.seq.to_be_bytes());
+        out[8..].copy_from_slice(&self.recorded_at.to_be_bytes());
+        out
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Head> {
+        let b: [u8; 16] = bytes
+            .try_into()
+            .map_err(|_| Error::Corrupt(format!("head of {} bytes", bytes.len())))?;
+        let (mut seq, mut at) = ([0u8; 8], [0u8; 8]);
+        seq.copy_from_slice(&b[..8]);
+        at.copy_from_slice(&b[8..]);
+        Ok(Head {
+            seq: u64::from_be_bytes(seq),
+            recorded_at: i64::from_be_bytes(at),
+        })
+    }
+}
+
 /// `tenant ++ 03`: the prefix of all of a tenant's index entries.
 pub(crate) fn index_prefix(tenant: u32) -> Vec<u8> {
     let mut k = tenant_prefix(tenant).to_vec();
@@ -508,6 +578,17 @@ mod tests {
         }
 
         #[test]
+        fn seq_key_round_trip_and_order(t in tenant_strategy(), a: u64, b: u64) {
+            let ka = seq_key(t, a);
+            prop_assert_eq!(decode_seq_key(&ka).unwrap(), (t, a));
+            prop_assert_eq!(a.cmp(&b), ka.cmp(&seq_key(t, b)));
+            prop_assert!(ka.starts_with(&seq_prefix(t)));
+            prop_assert!(!head_key(t).starts_with(&seq_prefix(t)));
+            let h = Head { seq: a, recorded_at: i64::from_ne_bytes(b.to_ne_bytes()) };
+            prop_assert_eq!(Head::decode(&h.encode()).unwrap(), h);
+        }
+
+        #[test]
         fn id_key_round_trip(t in tenant_strategy(), p in pos_strategy()) {
             prop_assert_eq!(decode_id_key(&id_key(t, p.id)).unwrap(), (t, p.id));
         }
@@ -531,7 +612,9 @@ mod tests {
         fn no_key_holds_four_ff(t in tenant_strategy(), kind in kind_strategy(),
                                 v1 in str_strategy(), v2 in str_strategy(), p in pos_strategy()) {
             let vals: Vec<&str> = if kind.arity() == 2 { vec![&v1, &v2] } else { vec![&v1] };
-            for k in [record_key(t, p), id_key(t, p.id), index_key(t, kind, &vals, p)] {
+            let seq = u64::from_ne_bytes(p.time.to_ne_bytes());
+            for k in [record_key(t, p), id_key(t, p.id), index_key(t, kind, &vals, p),
+                      seq_key(t, seq), head_key(t)] {
                 prop_assert!(longest_ff_run(&k) <= 3, "{:02x?}", k);
             }
         }
@@ -563,8 +646,9 @@ mod tests {
                                  v in str_strategy(), p in pos_strategy(), q in pos_strategy()) {
             prop_assume!(t != u);
             let vals: Vec<&str> = if kind.arity() == 2 { vec![&v, &v] } else { vec![&v] };
-            let other = [record_key(u, p), index_key(u, kind, &vals, p), id_key(u, p.id)];
-            for prefix in [tenant_prefix(t).to_vec(), record_prefix(t), index_prefix(t),
+            let other = [record_key(u, p), index_key(u, kind, &vals, p), id_key(u, p.id),
+                         seq_key(u, 1), head_key(u)];
+            for prefix in [tenant_prefix(t).to_vec(), record_prefix(t), index_prefix(t), seq_prefix(t),
                            index_value_prefix(t, kind, &vals)] {
                 let (lo, hi) = suffix_range(&prefix, Bound::Unbounded, Bound::Unbounded);
                 for k in &other {
@@ -583,6 +667,8 @@ mod tests {
             let _ = decode_index_key(&bytes);
             let _ = decode_record_key(&bytes);
             let _ = decode_id_key(&bytes);
+            let _ = decode_seq_key(&bytes);
+            let _ = Head::decode(&bytes);
             let _ = suffix_pos(&bytes);
         }
     }

@@ -10,13 +10,15 @@ use crate::error::{Error, Result};
 use crate::model::{Tenant, TenantSettings};
 use crate::store::TenantInfo;
 
-/// The on-disk format this build writes and reads. 3: the `log3` tree, whose keys never hold
-/// four 0xFF bytes in a row (`store::keys`). 2 (index entries as posting lists) and 1 (one key
-/// per index entry, which reads as lists of one) are upgraded on open (`store::migrate`).
-pub(crate) const FORMAT_VERSION: u32 = 3;
+/// The on-disk format this build writes and reads. 4: the `log4` tree, whose records carry their
+/// tenant's `seq` and `recorded_at`, with a seq entry per record and a head per tenant. 3 (the
+/// `log3` tree, keys that never hold four 0xFF bytes in a row), 2 (index entries as posting
+/// lists) and 1 (one key per index entry, which reads as lists of one) are upgraded on open
+/// (`store::migrate`).
+pub(crate) const FORMAT_VERSION: u32 = 4;
 
 /// Older formats this build opens, upgrading them.
-const UPGRADABLE: [u32; 2] = [1, 2];
+const UPGRADABLE: [u32; 3] = [1, 2, 3];
 
 /// What the format marker says about a database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,8 +1,9 @@
 //! The store: activities and their index entries in sled, tenants and keys beside them.
 //!
-//! Two sled trees. `log3` holds every record, id entry and index entry of every tenant (layout in
-//! `keys` and `docs/key-format.md`); one append is one `apply_batch` on it, which sled makes atomic
-//! across a crash, so a record never exists without its index entries or the other way round.
+//! Two sled trees. `log4` holds every record, seq entry, log head, id entry and index entry of
+//! every tenant (layout in `keys` and `docs/key-format.md`); one append is one `apply_batch` on
+//! it, which sled makes atomic across a crash, so a record never exists without its index
+//! entries or the other way round, and a `seq` is never assigned without its record.
 //! `meta` holds the format version, the cursor secret, tenants and API keys.
 
 pub(crate) mod codec;
@@ -134,8 +135,10 @@ pub struct Store {
     options: Options,
     pub(crate) secret: [u8; 32],
     tenants: RwLock<HashMap<String, TenantInfo>>,
-    /// Serializes the check-then-write of appends, retention and tenant creation.
-    writer: Mutex<()>,
+    /// Serializes the check-then-write of appends, retention and tenant creation. Holds each
+    /// tenant's log head (last `seq` and `recorded_at`) once an append has read it: the next
+    /// `seq` is assigned under this lock and the head moves only after its batch is applied.
+    writer: Mutex<HashMap<u32, keys::Head>>,
     commit: commit::GroupCommit,
     /// Per tenant number: bumped by every write that changes the tenant's activities (appends
     /// that wrote something, purges that removed something), under `writer`.
@@ -291,9 +294,12 @@ impl Store {
                 Ok(log)
             }
             meta::Format::Current => migrate::open_current(&db),
-            meta::Format::Old(found) => migrate::upgrade(&db, found, &options.fault_hook, || {
-                meta::set_format(&meta_tree)
-            }),
+            meta::Format::Old(found) => {
+                let now = crate::model::truncate_to_micros((options.clock)()).timestamp_micros();
+                migrate::upgrade(&db, found, now, &options.fault_hook, || {
+                    meta::set_format(&meta_tree)
+                })
+            }
         })?;
         let secret = guard("open", || meta::secret(&meta_tree))?;
         let tenants = guard("open", || meta::load_tenants(&meta_tree))?;
@@ -306,7 +312,7 @@ impl Store {
             options,
             secret,
             tenants: RwLock::new(tenants),
-            writer: Mutex::new(()),
+            writer: Mutex::new(HashMap::new()),
             commit,
             generations: Mutex::new(HashMap::new()),
             _dir_lock: dir_lock,
@@ -548,8 +554,16 @@ impl Store {
         let mut written: Vec<Activity> = Vec::new();
         let mut postings: Vec<(Vec<u8>, Pos)> = Vec::new();
         let seq = {
-            let _w = self.writer.lock();
+            let mut heads = self.writer.lock();
             let now = self.now();
+            let head = match heads.get(&info.no) {
+                Some(h) => *h,
+                None => guard("append", || self.read_head(info.no))?,
+            };
+            // One commit, one `recorded_at`: the clock, but never before the previous commit's
+            // (a clock stepped back does not reorder the log's own times).
+            let recorded_at = now.max(crate::model::micros_to_time(head.recorded_at));
+            let mut next = head;
             for a in batch {
                 let created_at = a.created_at.unwrap_or(now);
                 let supplied_time = a.created_at.is_some();
@@ -557,34 +571,31 @@ impl Store {
                     Some(id) => id,
                     None => new_id(created_at.timestamp_micros()),
                 };
-                let activity = a.into_activity(id, created_at);
+                let mut activity = a.into_activity(id, created_at);
                 if let Some(&j) = in_batch.get(&id) {
                     let earlier: &Activity = &written[j];
                     if !same_content(earlier, &activity, supplied_time) {
                         return Err(Error::Conflict { id });
                     }
-                    out.push(Appended {
-                        id,
-                        created_at: earlier.created_at,
-                        created: false,
-                    });
+                    out.push(Appended::replayed(earlier));
                     continue;
                 }
                 if let Some(existing) = guard("append", || self.get_by_no(info.no, id))? {
                     if !same_content(&existing, &activity, supplied_time) {
                         return Err(Error::Conflict { id });
                     }
-                    out.push(Appended {
-                        id,
-                        created_at: existing.created_at,
-                        created: false,
-                    });
+                    out.push(Appended::replayed(&existing));
                     continue;
                 }
+                next.seq += 1;
+                activity.seq = next.seq;
+                activity.recorded_at = recorded_at;
                 write_activity(&mut sled_batch, &mut postings, info.no, &activity)?;
                 out.push(Appended {
                     id,
                     created_at,
+                    seq: activity.seq,
+                    recorded_at,
                     created: true,
                 });
                 in_batch.insert(id, written.len());
@@ -593,8 +604,11 @@ impl Store {
             if written.is_empty() {
                 None
             } else {
+                next.recorded_at = recorded_at.timestamp_micros();
+                sled_batch.insert(keys::head_key(info.no), &next.encode()[..]);
                 postings::insert_grouped(&mut sled_batch, postings);
                 let seq = self.apply("append", sled_batch)?;
+                heads.insert(info.no, next);
                 self.bump_generation(info.no);
                 Some(seq)
             }
@@ -613,6 +627,27 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// A tenant's log head as stored (nothing appended yet: seq 0).
+    fn read_head(&self, tenant: u32) -> Result<keys::Head> {
+        match self.log.get(keys::head_key(tenant))? {
+            Some(v) => keys::Head::decode(&v),
+            None => Ok(keys::Head {
+                seq: 0,
+                recorded_at: i64::MIN,
+            }),
+        }
+    }
+
+    /// The last `seq` appended to a tenant's log (0 if none): where a reader that wants only
+    /// what comes next starts (`Filter::after_seq`).
+    pub fn last_seq(&self, tenant: &str) -> Result<u64> {
+        let info = self.tenant_info(tenant)?;
+        if let Some(h) = self.writer.lock().get(&info.no) {
+            return Ok(h.seq);
+        }
+        self.read_guard("last seq", || Ok(self.read_head(info.no)?.seq))
     }
 
     // ---- reads -------------------------------------------------------------------------------
@@ -730,6 +765,7 @@ impl Store {
                     if id_time_hint(a.id) != Some(pos.time) {
                         batch.remove(keys::id_key(info.no, a.id));
                     }
+                    batch.remove(keys::seq_key(info.no, a.seq));
                     gone.extend(derived_prefixes(info.no, &a).into_iter().map(|p| (p, pos)));
                     n += 1;
                 }
@@ -765,16 +801,17 @@ fn retention_cutoff(now_us: i64, days: u32) -> Option<i64> {
         .and_then(|span| now_us.checked_sub(span))
 }
 
-/// Two activities with the same id are "the same" when every field matches; when the second
-/// write did not name a time, the time is not part of the comparison.
+/// Two activities with the same id are "the same" when every field the writer gave matches
+/// (`seq` and `recorded_at` are the store's); when the second write did not name a time, the
+/// time is not part of the comparison.
 fn same_content(existing: &Activity, new: &Activity, new_time_supplied: bool) -> bool {
-    if new_time_supplied {
-        existing == new
-    } else {
-        let mut n = new.clone();
+    let mut n = new.clone();
+    n.seq = existing.seq;
+    n.recorded_at = existing.recorded_at;
+    if !new_time_supplied {
         n.created_at = existing.created_at;
-        *existing == n
     }
+    *existing == n
 }
 
 /// The stored bytes of a record (for the benchmarks' component benches).
@@ -783,7 +820,7 @@ pub(crate) fn encode_record(a: &Activity) -> Result<Vec<u8>> {
     codec::encode(a)
 }
 
-/// Adds one activity's record and id entry (when needed) to a batch, and its index entries to
+/// Adds one activity's record, seq entry and id entry (when needed) to a batch, and its index entries to
 /// `postings`, which the caller writes as shared lists (`postings::insert_grouped`).
 fn write_activity(
     batch: &mut sled::Batch,
@@ -796,6 +833,7 @@ fn write_activity(
         id: a.id,
     };
     batch.insert(keys::record_key(tenant, pos), codec::encode(a)?);
+    batch.insert(keys::seq_key(tenant, a.seq), &pos.encode()[..]);
     postings.extend(derived_prefixes(tenant, a).into_iter().map(|p| (p, pos)));
     if id_time_hint(a.id) != Some(pos.time) {
         batch.insert(keys::id_key(tenant, a.id), &keys::encode_time(pos.time)[..]);

@@ -1,5 +1,7 @@
 //! `verify`: every record has exactly the index entries it implies, and every index and id entry
-//! points at a record that implies it.
+//! points at a record that implies it; every record has the seq entry of its `seq`, every seq
+//! entry points at the record of that `seq`, `recorded_at` never goes back in `seq` order, and
+//! each tenant's head is at or past its last `seq`.
 //!
 //! One pass checks that each record's implied entries are in some posting list of their value and
 //! counts them, and checks every list's shape and counts its positions. Implied entries are
@@ -7,7 +9,7 @@
 //! as records imply, they hold exactly those; only when the counts differ does a second pass look
 //! up each position's record to name the stray one.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::{Error, Result};
 use crate::store::keys::{self, Pos};
@@ -19,6 +21,8 @@ pub struct VerifyReport {
     pub records: u64,
     pub index_entries: u64,
     pub id_entries: u64,
+    /// Entries of the log's order, one per record.
+    pub seq_entries: u64,
     /// The first disagreement, if any; `None` means the store is consistent.
     pub problem: Option<String>,
 }
@@ -46,6 +50,9 @@ fn run_inner(store: &Store) -> Result<VerifyReport> {
         Ok(r)
     };
     let mut implied = 0u64;
+    // The last seq entry seen, per tenant: (seq, recorded_at). Seq entries come in `seq` order
+    // within their tenant, after its records and before its head.
+    let mut last: HashMap<u32, (u64, i64)> = HashMap::new();
     for kv in store.log.iter() {
         let (k, v) = kv?;
         let tenant = match k.get(..keys::TENANT_LEN) {
@@ -78,6 +85,15 @@ fn run_inner(store: &Store) -> Result<VerifyReport> {
                     Err(e) => return Err(e),
                 }
             }
+            match store.log.get(keys::seq_key(tenant, a.seq))? {
+                Some(p) if a.seq > 0 && p.as_ref() == pos.encode() => {}
+                _ => {
+                    return fail(
+                        report,
+                        format!("record {} lacks its seq entry {}", a.id, a.seq),
+                    )
+                }
+            }
             if id_time_hint(a.id) != Some(pos.time) {
                 match store.log.get(keys::id_key(tenant, a.id))? {
                     Some(t) if t.as_ref() == keys::encode_time(pos.time) => {}
@@ -104,9 +120,52 @@ fn run_inner(store: &Store) -> Result<VerifyReport> {
             if !store.log.contains_key(keys::record_key(tenant, pos))? {
                 return fail(report, format!("id entry for missing record {id}"));
             }
+        } else if let Ok((_, seq)) = keys::decode_seq_key(&k) {
+            report.seq_entries += 1;
+            let Ok(pos) = Pos::decode(&v) else {
+                return fail(report, format!("seq entry {seq} of bad length"));
+            };
+            let Some(r) = store.stored_at(tenant, pos)? else {
+                return fail(
+                    report,
+                    format!("seq entry {seq} for missing record {}", pos.id),
+                );
+            };
+            let a = match r.view() {
+                Ok(a) => a,
+                Err(e) => return fail(report, format!("record {} does not decode: {e}", pos.id)),
+            };
+            if a.seq != seq {
+                return fail(report, format!("seq entry {seq} points at seq {}", a.seq));
+            }
+            if let Some(&(_, at)) = last.get(&tenant) {
+                if a.recorded_at < at {
+                    return fail(report, format!("recorded_at goes back at seq {seq}"));
+                }
+            }
+            last.insert(tenant, (seq, a.recorded_at));
+        } else if k.as_ref() == keys::head_key(tenant) {
+            let Ok(head) = keys::Head::decode(&v) else {
+                return fail(
+                    report,
+                    format!("log head of tenant number {tenant} of bad length"),
+                );
+            };
+            if let Some(&(seq, at)) = last.get(&tenant) {
+                if head.seq < seq || head.recorded_at < at {
+                    return fail(report, format!("log head behind seq {seq}"));
+                }
+            }
         } else {
             return fail(report, format!("key of unknown kind: {k:?}"));
         }
+    }
+    if report.seq_entries != report.records {
+        let msg = format!(
+            "{} seq entries for {} records",
+            report.seq_entries, report.records
+        );
+        return fail(report, msg);
     }
     if report.index_entries != implied {
         if let Some(problem) = find_stray_entry(store)? {

@@ -189,7 +189,7 @@ fn every_tampered_cursor_is_rejected() {
         let mut reversed = q.clone();
         reversed.order = match q.order {
             Order::Asc => Order::Desc,
-            Order::Desc => Order::Asc,
+            Order::Desc | Order::Seq => Order::Asc,
         };
         count(
             "another order",

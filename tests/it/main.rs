@@ -9,6 +9,7 @@ mod damaged;
 mod exactly_once;
 mod fairshare;
 mod faults;
+mod follow;
 mod hostile;
 mod http;
 mod kill9;

@@ -283,6 +283,13 @@ enum Step {
         sizes: Vec<usize>,
         appends_between: Vec<GenActivity>,
     },
+    /// Follows the log: pages in `seq` order after a starting offset, as a consumer would.
+    Follow {
+        tenant: usize,
+        filter: Box<GenFilter>,
+        after: u8,
+        sizes: Vec<usize>,
+    },
     Reopen,
 }
 
@@ -293,6 +300,8 @@ fn gen_step() -> impl Strategy<Value = Step> {
         4 => (0..TENANTS.len(), gen_filter().prop_map(Box::new), any::<bool>(), prop::collection::vec(1usize..6, 1..8),
               prop::collection::vec(gen_activity(), 0..3))
             .prop_map(|(tenant, filter, asc, sizes, appends_between)| Step::Walk { tenant, filter, asc, sizes, appends_between }),
+        2 => (0..TENANTS.len(), gen_filter().prop_map(Box::new), 0u8..20, prop::collection::vec(1usize..6, 1..8))
+            .prop_map(|(tenant, filter, after, sizes)| Step::Follow { tenant, filter, after, sizes }),
         1 => Just(Step::Reopen),
     ]
 }
@@ -303,22 +312,31 @@ struct Model {
     tenants: Vec<HashMap<Uuid, Activity>>,
 }
 
+/// The last `seq` of a tenant in the model.
+fn last_seq(log: &HashMap<Uuid, Activity>) -> u64 {
+    log.values().map(|a| a.seq).max().unwrap_or(0)
+}
+
 fn key(a: &Activity) -> (i64, Uuid) {
     (a.created_at.timestamp_micros(), a.id)
 }
 
 impl Model {
-    /// Applies a batch the way API.md says: all or nothing, idempotent by id, conflicts reject.
-    /// `now` is the store's clock. Returns false if the batch must be rejected.
+    /// Applies a batch the way API.md says: all or nothing, idempotent by id, conflicts reject;
+    /// each new activity takes the next `seq`, a replay answers with the original one. `now` is
+    /// the store's clock. Returns false if the batch must be rejected, or (when `real_acks`)
+    /// if the store numbered it otherwise.
     fn append(
         &mut self,
         tenant: usize,
         batch: &[NewActivity],
         now: i64,
         acks: &[Appended],
+        real_acks: bool,
     ) -> bool {
         let log = &mut self.tenants[tenant];
         let mut staged: HashMap<Uuid, Activity> = HashMap::new();
+        let mut next_seq = last_seq(log) + 1;
         for (n, ack) in batch.iter().zip(acks) {
             let id = n.id.unwrap_or(ack.id);
             let time = n.created_at.unwrap_or(t(now));
@@ -326,7 +344,9 @@ impl Model {
             context.sort();
             let candidate = Activity {
                 id,
+                seq: ack.seq,
                 created_at: time,
+                recorded_at: ack.recorded_at,
                 action: n.action.clone(),
                 resource: n.resource.clone(),
                 actor: n.actor.clone(),
@@ -343,15 +363,35 @@ impl Model {
                 if n.created_at.is_none() {
                     cmp.created_at = prev.created_at;
                 }
+                if real_acks && (ack.seq, ack.recorded_at) != (prev.seq, prev.recorded_at) {
+                    return false;
+                }
+                cmp.seq = prev.seq;
+                cmp.recorded_at = prev.recorded_at;
                 if *prev != cmp {
                     return false;
                 }
                 continue;
             }
+            if real_acks && ack.seq != next_seq {
+                return false;
+            }
+            next_seq += 1;
             staged.insert(id, candidate);
         }
         log.extend(staged);
         true
+    }
+
+    /// What following the log after `after` gives: matches in `seq` order.
+    fn follow(&self, tenant: usize, f: &GenFilter, after: u64) -> Vec<u64> {
+        let mut v: Vec<u64> = self.tenants[tenant]
+            .values()
+            .filter(|a| a.seq > after && f.matches(a))
+            .map(|a| a.seq)
+            .collect();
+        v.sort();
+        v
     }
 
     fn answer(&self, tenant: usize, f: &GenFilter, asc: bool) -> Vec<(i64, Uuid)> {
@@ -389,8 +429,9 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
             Ok(acks) => {
                 prop_assert_eq!(acks.len(), news.len());
                 prop_assert!(
-                    model.append(tenant, &news, now, &acks),
-                    "store accepted a batch the model rejects"
+                    model.append(tenant, &news, now, &acks, true),
+                    "store accepted a batch the model rejects, or numbered it otherwise: {:?}",
+                    acks
                 );
             }
             Err(Error::Conflict { .. }) => {
@@ -400,6 +441,8 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                     .map(|_| Appended {
                         id: Uuid::new_v4(),
                         created_at: t(0),
+                        seq: 0,
+                        recorded_at: t(0),
                         created: true,
                     })
                     .collect();
@@ -407,7 +450,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                     tenants: model.tenants.clone(),
                 };
                 prop_assert!(
-                    !probe.append(tenant, &news, now, &fake),
+                    !probe.append(tenant, &news, now, &fake, false),
                     "store rejected a batch the model accepts"
                 );
             }
@@ -426,6 +469,41 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 append(&fx, &mut model, tenant, &batch)?;
             }
             Step::Reopen => fx.reopen(),
+            Step::Follow {
+                tenant,
+                filter,
+                after,
+                sizes,
+            } => {
+                let mut f = filter.build();
+                f.conditions.push(Condition::after_seq(u64::from(after)));
+                let want = model.follow(tenant, &filter, u64::from(after));
+                let mut got: Vec<u64> = vec![];
+                let mut recorded: Vec<i64> = vec![];
+                let mut cursor = None;
+                for i in 0.. {
+                    let q = Query {
+                        filter: f.clone(),
+                        order: Order::Seq,
+                        limit: sizes[i % sizes.len()],
+                        cursor: cursor.clone(),
+                        include_total: false,
+                    };
+                    let page = fx.store().query(TENANTS[tenant], &q).unwrap();
+                    got.extend(page.items.iter().map(|a| a.seq));
+                    recorded.extend(page.items.iter().map(|a| a.recorded_at.timestamp_micros()));
+                    cursor = page.next_cursor;
+                    if cursor.is_none() {
+                        break;
+                    }
+                    prop_assert!(i < 1000, "follow does not end");
+                }
+                prop_assert_eq!(&got, &want, "following the log");
+                prop_assert!(
+                    recorded.windows(2).all(|w| w[0] <= w[1]),
+                    "recorded_at goes back"
+                );
+            }
             Step::Walk {
                 tenant,
                 filter,

@@ -122,7 +122,7 @@ fn check(
     let mut ids = HashSet::new();
     for w in seen.windows(2) {
         let ok = match order {
-            Order::Asc => w[0] < w[1],
+            Order::Asc | Order::Seq => w[0] < w[1],
             Order::Desc => w[0] > w[1],
         };
         assert!(

@@ -553,7 +553,7 @@ fn verify_reports_a_stray_index_entry() {
     {
         // Remove the record behind the store's back, leaving its index entries.
         let db = sled::open(f.dir.path()).unwrap();
-        let log = db.open_tree("log3").unwrap();
+        let log = db.open_tree("log4").unwrap();
         let mut record = None;
         for kv in log.iter() {
             let (k, _) = kv.unwrap();

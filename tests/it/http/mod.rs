@@ -4,6 +4,7 @@ mod isolation;
 mod panics;
 mod reverse;
 mod routes;
+mod seq;
 
 use std::collections::HashMap;
 use std::sync::Arc;
