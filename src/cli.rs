@@ -116,6 +116,12 @@ pub struct ServeArgs {
     /// Exports one API key may run at once; more get a 429 (0: no limit).
     #[arg(long, env = "ACTLOG_MAX_EXPORTS_PER_KEY", default_value_t = http::Config::default().max_exports_per_key)]
     pub max_exports_per_key: usize,
+    /// Live-tail streams one API key may hold open; more get a 429.
+    #[arg(long, env = "ACTLOG_MAX_STREAMS_PER_KEY", default_value_t = http::Config::default().max_streams_per_key)]
+    pub max_streams_per_key: usize,
+    /// Live-tail streams the server holds open in all; more get a 503.
+    #[arg(long, env = "ACTLOG_MAX_STREAMS", default_value_t = http::Config::default().max_streams)]
+    pub max_streams: usize,
     /// Seconds a response may wait for a client that does not read before the connection is dropped.
     #[arg(long, env = "ACTLOG_WRITE_TIMEOUT_SECS", default_value_t = 30)]
     pub write_timeout_secs: u64,
@@ -363,6 +369,8 @@ fn serve(store: Store, data_dir: &std::path::Path, args: ServeArgs) -> anyhow::R
             header_timeout: Duration::from_secs(args.header_timeout_secs),
             idle_timeout: Duration::from_secs(args.idle_timeout_secs),
             heavy_concurrency: args.heavy_concurrency,
+            max_streams_per_key: args.max_streams_per_key,
+            max_streams: args.max_streams,
             ..http::Config::default()
         },
         purge_interval: Duration::from_secs(args.purge_interval_secs),

@@ -37,6 +37,9 @@ pub(super) async fn append(
         }
     };
     let created = out.iter().filter(|a| a.created).count();
+    if created > 0 {
+        state.streams.appended();
+    }
     state
         .metrics
         .appended(u64::try_from(created).unwrap_or(u64::MAX));

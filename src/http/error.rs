@@ -130,16 +130,26 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = Body {
+impl ApiError {
+    fn body(&self) -> Body<'_> {
+        Body {
             error: Inner {
                 code: self.code,
                 message: &self.message,
                 field: self.field.as_deref(),
             },
-        };
-        let mut resp = (self.status, axum::Json(body)).into_response();
+        }
+    }
+
+    /// The error body as JSON text (for an error that ends a stream already answered).
+    pub(crate) fn body_json(&self) -> String {
+        serde_json::to_string(&self.body()).unwrap_or_default()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, axum::Json(self.body())).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

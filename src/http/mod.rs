@@ -27,6 +27,7 @@ mod openapi;
 pub mod ratelimit;
 pub mod render;
 mod server;
+mod stream;
 mod tenants;
 pub mod wire;
 
@@ -97,6 +98,11 @@ pub struct Config {
     /// whole server, taking turns every `QUANTUM` entries, one per API key at a time (see
     /// [`heavy`]). 0: no turns.
     pub heavy_concurrency: usize,
+    /// Live-tail streams (`GET /v1/activities/stream`) one API key may hold open; more are a
+    /// 429.
+    pub max_streams_per_key: usize,
+    /// Live-tail streams the server holds open in all; more are a 503.
+    pub max_streams: usize,
 }
 
 impl Default for Config {
@@ -119,6 +125,8 @@ impl Default for Config {
             header_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(60),
             heavy_concurrency: default_heavy_concurrency(),
+            max_streams_per_key: 8,
+            max_streams: 256,
         }
     }
 }
@@ -160,6 +168,7 @@ pub struct AppState {
     lanes: Arc<Lanes>,
     exports: Arc<ExportSlots>,
     heavy: Arc<heavy::HeavyGates>,
+    pub(crate) streams: Arc<stream::Streams>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -183,6 +192,10 @@ impl AppState {
             lanes: Arc::new(Lanes::new(config.per_key_concurrency)),
             exports: Arc::new(ExportSlots::new(config.max_exports_per_key)),
             heavy: Arc::new(heavy::HeavyGates::new(config.heavy_concurrency)),
+            streams: Arc::new(stream::Streams::new(
+                config.max_streams_per_key,
+                config.max_streams,
+            )),
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
             limiter: Arc::new(tokio::sync::Semaphore::new(permits)),
@@ -512,6 +525,20 @@ pub fn routes() -> Vec<RouteSpec> {
             None,
             (200, "Export"),
             || get(export::export),
+        ),
+        r(
+            Method::GET,
+            "/v1/activities/stream",
+            Access::Read,
+            "A live tail: Server-Sent Events of newly appended activities matching the filters, in seq order.",
+            &[
+                "cursor", "after_seq", "action", "resource_type", "resource_id", "actor_type",
+                "actor_id", "actor_name", "target_type", "target_id", "context.KEY", "id",
+                "since", "until", "q",
+            ],
+            None,
+            (200, "EventStream"),
+            || get(stream::stream),
         ),
         r(
             Method::GET,

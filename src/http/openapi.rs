@@ -32,6 +32,9 @@ pub fn document() -> Value {
             json!({"description": "the matches", "content": {
                 "application/x-ndjson": {"schema": {"type": "string"}},
                 "text/csv": {"schema": {"type": "string"}}}})
+        } else if schema == "EventStream" {
+            json!({"description": "Server-Sent Events: `id: <seq>`, `event: activity`, `data: <Activity>`; resume with Last-Event-ID or ?cursor=<seq>", "content": {
+                "text/event-stream": {"schema": {"type": "string"}}}})
         } else if schema == "Html" {
             json!({"description": "the console page", "content": {"text/html": {"schema": {"type": "string"}}}})
         } else if schema == "Asset" {

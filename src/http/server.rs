@@ -120,6 +120,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let config = opts.config.clone();
     let state = AppState::new(Arc::clone(&store), opts.config);
+    let streams = Arc::clone(&state.streams);
     let router = app(state);
     let purge = (!opts.purge_interval.is_zero())
         .then(|| tokio::spawn(purge_loop(Arc::clone(&store), opts.purge_interval)));
@@ -178,6 +179,8 @@ pub async fn serve(
     }
     drop(listener);
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
+    // Live tails never finish by themselves: end them now, cleanly.
+    streams.close();
     if tokio::time::timeout(opts.shutdown_grace, graceful.shutdown())
         .await
         .is_err()

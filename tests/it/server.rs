@@ -268,6 +268,62 @@ async fn shutdown_finishes_in_flight_requests() {
     assert_eq!(store.count("default", &f).unwrap(), 1);
 }
 
+/// Shutdown ends live tails cleanly: the stream's response ends (a last empty chunk, then the
+/// connection closes) and the server returns, instead of waiting out the grace period for a
+/// response that never ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_live_tails() {
+    use actlog::http::{serve, Config, ServeOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(actlog::Store::open(dir.path(), actlog::Options::default()).unwrap());
+    let boot = actlog::http::bootstrap(&store, dir.path()).unwrap();
+    let key = boot.admin_key.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let opts = ServeOptions {
+        config: Config::default(),
+        purge_interval: Duration::from_secs(3600),
+        // Longer than the test waits: only the streams' own end lets the server return in time.
+        shutdown_grace: Duration::from_secs(600),
+    };
+    let server = tokio::spawn(serve(listener, Arc::clone(&store), opts, async {
+        let _ = stop_rx.await;
+    }));
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            s,
+            "GET /v1/activities/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\r\n"
+        )
+        .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return Ok(String::from_utf8_lossy(&got).into_owned()),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => return Err(format!("{e}: {}", String::from_utf8_lossy(&got))),
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop_tx.send(()).unwrap();
+    let resp = reader.await.unwrap().expect("the stream ends by itself");
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains("text/event-stream"), "{resp}");
+    assert!(
+        resp.ends_with("0\r\n\r\n"),
+        "a clean end of the chunked body: {resp:?}"
+    );
+    tokio::time::timeout(Duration::from_secs(30), server)
+        .await
+        .expect("the server returns")
+        .unwrap()
+        .unwrap();
+}
+
 /// The background task purges activities past their tenant's retention.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_purges_expired_activities() {

@@ -5,6 +5,7 @@ mod panics;
 mod reverse;
 mod routes;
 mod seq;
+mod stream;
 
 use std::collections::HashMap;
 use std::sync::Arc;
