@@ -38,6 +38,7 @@
 
 #[cfg(feature = "bench")]
 pub mod bench;
+mod calendar;
 mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -10,7 +10,7 @@
 //!   `yyyy-MM-dd` date in the tenant's time zone, taken as a whole day: `gte`/`lt` a date mean
 //!   from/before its first instant, `gt`/`lte` after/through its last, `equals` within it.
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 
 use super::wire::{epoch_ms, parse_instant_str};
@@ -49,6 +49,16 @@ impl<'a> Val<'a> {
         }
         Ok(out)
     }
+}
+
+/// The time zone a tenant's dates are read in: its setting, or UTC when the tenant is unknown
+/// (the store call that follows answers that one). The one lookup of it, for the HTTP layer,
+/// the profiles and the command line.
+pub fn tenant_tz(store: &crate::Store, tenant: &str) -> chrono_tz::Tz {
+    store
+        .tenant(tenant)
+        .and_then(|t| crate::model::parse_timezone(&t.settings.timezone).ok())
+        .unwrap_or(chrono_tz::UTC)
 }
 
 /// Parses `since`/`until`: an RFC 3339 instant or a `yyyy-MM-dd` date.
@@ -373,23 +383,9 @@ fn date_of(v: &Value) -> Option<NaiveDate> {
 
 /// The first or last microsecond of a date in a time zone.
 fn date_end(d: NaiveDate, tz: chrono_tz::Tz, end: End) -> DateTime<Utc> {
-    let start_of = |d: NaiveDate| -> DateTime<Utc> {
-        let midnight = d.and_hms_opt(0, 0, 0).unwrap_or_default();
-        // A midnight that falls in a DST gap: the day starts at the first instant after it.
-        (0..=4)
-            .find_map(|h| {
-                tz.from_local_datetime(&(midnight + chrono::Duration::hours(h)))
-                    .earliest()
-            })
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
-    };
     match end {
-        End::First => start_of(d),
-        End::Last => match d.succ_opt() {
-            Some(next) => start_of(next) - chrono::Duration::microseconds(1),
-            None => DateTime::<Utc>::MAX_UTC,
-        },
+        End::First => crate::calendar::day_start(d, tz),
+        End::Last => crate::calendar::day_end(d, tz),
     }
 }
 

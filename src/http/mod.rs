@@ -270,10 +270,7 @@ impl AppState {
 
     /// The time zone of a tenant (UTC if it cannot be read).
     pub fn tenant_tz(&self, tenant: &str) -> chrono_tz::Tz {
-        self.store
-            .tenant(tenant)
-            .and_then(|t| crate::model::parse_timezone(&t.settings.timezone).ok())
-            .unwrap_or(chrono_tz::UTC)
+        filters::tenant_tz(&self.store, tenant)
     }
 }
 

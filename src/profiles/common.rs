@@ -1,7 +1,7 @@
 //! What every profile shares: the failure type and its two wire shapes, query-string access,
 //! timestamp formats and date parsing.
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::json;
 
 use crate::error::Error;
@@ -129,33 +129,11 @@ pub(crate) fn parse_bool(name: &str, v: &str) -> Result<bool, Failure> {
 
 /// A `yyyy-MM-dd` date.
 pub(crate) fn parse_date(name: &str, v: &str) -> Result<NaiveDate, Failure> {
-    let ok = v.len() == 10 && v.as_bytes()[4] == b'-' && v.as_bytes()[7] == b'-';
-    NaiveDate::parse_from_str(v, "%Y-%m-%d")
-        .ok()
-        .filter(|_| ok)
+    crate::calendar::parse_ymd(v)
         .ok_or_else(|| Failure::invalid(name, format!("{v:?} is not a yyyy-MM-dd date")))
 }
 
-/// The first instant of a calendar day in a time zone (a day that starts in a DST gap starts at
-/// the first instant that exists).
-pub(crate) fn day_start(date: NaiveDate, tz: chrono_tz::Tz) -> DateTime<Utc> {
-    let mut local = date.and_hms_opt(0, 0, 0).unwrap_or_default();
-    for _ in 0..6 {
-        if let Some(t) = tz.from_local_datetime(&local).earliest() {
-            return t.with_timezone(&Utc);
-        }
-        local += chrono::Duration::hours(1);
-    }
-    Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).unwrap_or_default())
-}
-
-/// The last microsecond of a calendar day in a time zone.
-pub(crate) fn day_end(date: NaiveDate, tz: chrono_tz::Tz) -> DateTime<Utc> {
-    match date.succ_opt() {
-        Some(next) => day_start(next, tz) - chrono::Duration::microseconds(1),
-        None => DateTime::<Utc>::MAX_UTC,
-    }
-}
+pub(crate) use crate::calendar::{day_end, day_start};
 
 /// `2024-01-15T14:30:00.000Z`.
 pub(crate) fn millis_z(t: DateTime<Utc>) -> String {

@@ -341,11 +341,7 @@ pub(crate) fn list(
     tenant: &str,
     pairs: &[(String, String)],
 ) -> Result<Response, Failure> {
-    let t = store
-        .tenant(tenant)
-        .ok_or_else(|| Failure::Store(crate::Error::TenantNotFound(tenant.to_owned())))?;
-    let tz = crate::model::parse_timezone(&t.settings.timezone)?;
-    let req = parse(pairs, tz)?;
+    let req = parse(pairs, crate::http::filters::tenant_tz(store, tenant))?;
     let cursor_param = if Params(pairs).non_empty("prev_cursor")?.is_some() {
         "prev_cursor"
     } else {
