@@ -45,7 +45,6 @@ mod error;
 pub mod fuzzing;
 pub mod http;
 pub mod model;
-mod profiles;
 mod query;
 mod store;
 

@@ -15,6 +15,7 @@
 
 mod activities;
 pub mod auth;
+pub(crate) mod compat;
 mod conn;
 pub mod console;
 mod error;
@@ -404,6 +405,9 @@ pub struct RouteSpec {
     pub body: Option<&'static str>,
     /// The success status and its schema name.
     pub ok: (u16, &'static str),
+    /// The schema name of its error bodies: `Error` (the native shape) but for a profile whose
+    /// seed has its own.
+    pub error: &'static str,
     handler: fn() -> MethodRouter<AppState>,
 }
 
@@ -434,7 +438,7 @@ const LIST_PARAMS: &[&str] = &[
     "include_total",
 ];
 
-/// Every route of API v1.
+/// Every route: API v1's, then the profiles' (`/compat/…`, [`compat`]).
 pub fn routes() -> Vec<RouteSpec> {
     let r = |method: Method,
              path: &'static str,
@@ -451,9 +455,10 @@ pub fn routes() -> Vec<RouteSpec> {
         query,
         body,
         ok,
+        error: "Error",
         handler,
     };
-    vec![
+    let mut all = vec![
         r(
             Method::POST,
             "/v1/activities",
@@ -619,7 +624,9 @@ pub fn routes() -> Vec<RouteSpec> {
             (200, "OpenApi"),
             || get(openapi::serve),
         ),
-    ]
+    ];
+    all.extend(compat::routes());
+    all
 }
 
 /// The application: every route of [`routes`] with the middleware stack (request id, tracing,
@@ -640,7 +647,7 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     for spec in routes() {
         router = router.route(spec.path, (spec.handler)());
     }
-    router = router.merge(crate::profiles::router()).merge(extra);
+    router = router.merge(extra);
     router
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })

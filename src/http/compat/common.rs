@@ -1,5 +1,5 @@
-//! What every profile shares: the failure type and its two wire shapes, query-string access,
-//! timestamp formats and date parsing.
+//! What every profile shares: seed query-string access, cursor errors, timestamp formats and
+//! date parsing. Every failure is an [`ApiError`]; Velt puts it in its own shape.
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::json;
@@ -7,74 +7,28 @@ use serde_json::json;
 use crate::error::Error;
 use crate::http::ApiError;
 
-/// Why a profile request failed, before it is put in a profile's error shape.
-#[derive(Debug)]
-pub(crate) enum Failure {
-    /// 400: the request names `field` and says what is wrong with it.
-    Invalid { field: String, message: String },
-    /// What the store said.
-    Store(Error),
-    /// What the HTTP layer said (authentication, body limits, the blocking pool).
-    Api(ApiError),
-}
-
-impl Failure {
-    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Failure {
-        Failure::Invalid {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-
-    /// A store error, with a cursor error renamed to the profile's own cursor parameter.
-    pub(crate) fn store_with_cursor(e: Error, cursor_param: &str) -> Failure {
-        match e {
-            Error::InvalidCursor => Failure::invalid(
-                cursor_param,
-                "cursor is invalid, expired, or belongs to another query",
-            ),
-            e => Failure::from(e),
-        }
-    }
-}
-
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::InvalidArgument { field, message } => Failure::Invalid { field, message },
-            e => Failure::Store(e),
-        }
-    }
-}
-
-impl From<ApiError> for Failure {
-    fn from(e: ApiError) -> Self {
-        Failure::Api(e)
-    }
-}
-
-/// The native shape: `{"error": {"code", "message", "field"}}`.
-impl From<Failure> for ApiError {
-    fn from(f: Failure) -> ApiError {
-        match f {
-            Failure::Invalid { field, message } => ApiError::invalid(field, message),
-            Failure::Store(e) => ApiError::from(e),
-            Failure::Api(e) => e,
-        }
+/// A store error, with a cursor error renamed to the profile's own cursor parameter.
+pub(crate) fn cursor_error(e: Error, cursor_param: &str) -> ApiError {
+    match e {
+        Error::InvalidCursor => ApiError::invalid(
+            cursor_param,
+            "cursor is invalid, expired, or belongs to another query",
+        ),
+        e => ApiError::from(e),
     }
 }
 
 /// A query string as ordered pairs, with seed parameters read one at a time.
-pub(crate) struct Params<'a>(pub(crate) &'a [(String, String)]);
+pub(crate) struct SeedParams<'a>(pub(crate) &'a [(String, String)]);
 
-impl Params<'_> {
+impl SeedParams<'_> {
     /// The value of a parameter given at most once; a repeated parameter is a 400.
-    pub(crate) fn get(&self, name: &str) -> Result<Option<&str>, Failure> {
+    pub(crate) fn get(&self, name: &str) -> Result<Option<&str>, ApiError> {
         let mut found = None;
         for (k, v) in self.0 {
             if k == name {
                 if found.is_some() {
-                    return Err(Failure::invalid(name, "given more than once"));
+                    return Err(ApiError::invalid(name, "given more than once"));
                 }
                 found = Some(v.as_str());
             }
@@ -83,7 +37,7 @@ impl Params<'_> {
     }
 
     /// Like `get`, with an empty value read as absent.
-    pub(crate) fn non_empty(&self, name: &str) -> Result<Option<&str>, Failure> {
+    pub(crate) fn non_empty(&self, name: &str) -> Result<Option<&str>, ApiError> {
         Ok(self.get(name)?.filter(|v| !v.is_empty()))
     }
 
@@ -94,13 +48,13 @@ impl Params<'_> {
         lo: i64,
         hi: i64,
         default: i64,
-    ) -> Result<i64, Failure> {
+    ) -> Result<i64, ApiError> {
         match self.non_empty(name)? {
             None => Ok(default),
             Some(v) => {
                 let n = parse_int(name, v)?;
                 if n < lo || n > hi {
-                    return Err(Failure::invalid(
+                    return Err(ApiError::invalid(
                         name,
                         format!("must be between {lo} and {hi}"),
                     ));
@@ -112,28 +66,26 @@ impl Params<'_> {
 }
 
 /// A whole number.
-pub(crate) fn parse_int(name: &str, v: &str) -> Result<i64, Failure> {
+pub(crate) fn parse_int(name: &str, v: &str) -> Result<i64, ApiError> {
     v.trim()
         .parse::<i64>()
-        .map_err(|_| Failure::invalid(name, format!("{v:?} is not a whole number")))
+        .map_err(|_| ApiError::invalid(name, format!("{v:?} is not a whole number")))
 }
 
 /// `true` or `false`.
-pub(crate) fn parse_bool(name: &str, v: &str) -> Result<bool, Failure> {
+pub(crate) fn parse_bool(name: &str, v: &str) -> Result<bool, ApiError> {
     match v {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
-        _ => Err(Failure::invalid(name, "must be true or false")),
+        _ => Err(ApiError::invalid(name, "must be true or false")),
     }
 }
 
 /// A `yyyy-MM-dd` date.
-pub(crate) fn parse_date(name: &str, v: &str) -> Result<NaiveDate, Failure> {
+pub(crate) fn parse_date(name: &str, v: &str) -> Result<NaiveDate, ApiError> {
     crate::calendar::parse_ymd(v)
-        .ok_or_else(|| Failure::invalid(name, format!("{v:?} is not a yyyy-MM-dd date")))
+        .ok_or_else(|| ApiError::invalid(name, format!("{v:?} is not a yyyy-MM-dd date")))
 }
-
-pub(crate) use crate::calendar::{day_end, day_start};
 
 /// `2024-01-15T14:30:00.000Z`.
 pub(crate) fn millis_z(t: DateTime<Utc>) -> String {
@@ -161,6 +113,7 @@ pub(crate) fn object_or_empty(v: &Option<serde_json::Value>) -> serde_json::Valu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calendar::{day_end, day_start};
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
         v.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect()
@@ -169,14 +122,14 @@ mod tests {
     #[test]
     fn params_reject_repeats_and_check_bounds() {
         let p = pairs(&[("limit", "5"), ("x", "1"), ("x", "2"), ("e", "")]);
-        let p = Params(&p);
+        let p = SeedParams(&p);
         assert_eq!(p.int_in("limit", 1, 10, 3).unwrap(), 5);
         assert_eq!(p.int_in("missing", 1, 10, 3).unwrap(), 3);
         assert_eq!(p.int_in("e", 1, 10, 3).unwrap(), 3);
         assert!(p.get("x").is_err());
         assert!(p.int_in("limit", 6, 10, 7).is_err());
         let bad = pairs(&[("limit", "1.5")]);
-        assert!(Params(&bad).int_in("limit", 1, 10, 3).is_err());
+        assert!(SeedParams(&bad).int_in("limit", 1, 10, 3).is_err());
     }
 
     #[test]

@@ -1,14 +1,20 @@
 //! Space Invoices: `GET /activities` (seed 000). Cursor pages straight off the store's own cursors;
 //! the JSON `query` parameter becomes `q` conditions over the six fields the seed allows.
 
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::common::{self, Failure, Params};
+use super::common::{self, cursor_error, SeedParams};
+use crate::http::auth::tenant_header;
+use crate::http::filters::tenant_tz;
+use crate::http::{Access, ApiError, AppState, Params};
 use crate::model::Activity;
 use crate::query::{Condition, Field, Op, Operand, Order, Page, Query, MAX_LIMIT};
-use crate::store::Store;
+use crate::store::{Scope, Store};
 
 const DEFAULT_LIMIT: i64 = 10;
 /// The fields the seed lets `query` name.
@@ -30,8 +36,8 @@ pub(crate) struct Request {
 }
 
 /// Parses the query string. `tz` is the tenant's zone, for `yyyy-MM-dd` dates in `query`.
-pub(crate) fn parse(pairs: &[(String, String)], tz: chrono_tz::Tz) -> Result<Request, Failure> {
-    let p = Params(pairs);
+pub(crate) fn parse(pairs: &[(String, String)], tz: chrono_tz::Tz) -> Result<Request, ApiError> {
+    let p = SeedParams(pairs);
     let mut q = Query {
         limit: usize::try_from(p.int_in(
             "limit",
@@ -46,7 +52,7 @@ pub(crate) fn parse(pairs: &[(String, String)], tz: chrono_tz::Tz) -> Result<Req
     let prev = p.non_empty("prev_cursor")?;
     q.cursor = match (next, prev) {
         (Some(_), Some(_)) => {
-            return Err(Failure::invalid(
+            return Err(ApiError::invalid(
                 "prev_cursor",
                 "give next_cursor or prev_cursor, not both",
             ))
@@ -63,7 +69,7 @@ pub(crate) fn parse(pairs: &[(String, String)], tz: chrono_tz::Tz) -> Result<Req
         Some("created_at" | "+created_at" | "created_at:asc" | "created_at asc") => Order::Asc,
         Some("-created_at" | "created_at:desc" | "created_at desc") => Order::Desc,
         Some(other) => {
-            return Err(Failure::invalid(
+            return Err(ApiError::invalid(
                 "order_by",
                 format!(
                     "{other:?}: activities sort by created_at only (created_at or -created_at)"
@@ -89,7 +95,7 @@ pub(crate) fn parse(pairs: &[(String, String)], tz: chrono_tz::Tz) -> Result<Req
                 Op::Equals(Operand::Str(v.to_owned())),
                 "action",
             )
-            .map_err(Failure::from)?,
+            .map_err(ApiError::from)?,
         );
     }
     q.filter.validate_window(tz, "query.created_at")?;
@@ -100,17 +106,17 @@ pub(crate) fn parse(pairs: &[(String, String)], tz: chrono_tz::Tz) -> Result<Req
 }
 
 /// The `query` parameter: `{field: value | {operator: operand, ...}, ...}`.
-pub(crate) fn parse_json_query(text: &str, tz: chrono_tz::Tz) -> Result<Vec<Condition>, Failure> {
+pub(crate) fn parse_json_query(text: &str, tz: chrono_tz::Tz) -> Result<Vec<Condition>, ApiError> {
     let v: Value = serde_json::from_str(text)
-        .map_err(|e| Failure::invalid("query", format!("not valid JSON: {e}")))?;
+        .map_err(|e| ApiError::invalid("query", format!("not valid JSON: {e}")))?;
     let Value::Object(fields) = v else {
-        return Err(Failure::invalid("query", "must be a JSON object"));
+        return Err(ApiError::invalid("query", "must be a JSON object"));
     };
     let mut out = Vec::new();
     for (name, spec) in fields {
         let at = format!("query.{name}");
         if !ALLOWED_FIELDS.contains(&name.as_str()) {
-            return Err(Failure::invalid(
+            return Err(ApiError::invalid(
                 at,
                 format!(
                     "field {name:?} cannot be queried; allowed fields: {}",
@@ -118,12 +124,12 @@ pub(crate) fn parse_json_query(text: &str, tz: chrono_tz::Tz) -> Result<Vec<Cond
                 ),
             ));
         }
-        let field = Field::parse(&name).ok_or_else(|| Failure::invalid(&at, "unknown field"))?;
+        let field = Field::parse(&name).ok_or_else(|| ApiError::invalid(&at, "unknown field"))?;
         let is_time = field == Field::CreatedAt;
         let ops: Vec<(String, Value)> = match spec {
             Value::Object(m) => {
                 if m.is_empty() {
-                    return Err(Failure::invalid(at, "an empty operator object"));
+                    return Err(ApiError::invalid(at, "an empty operator object"));
                 }
                 m.into_iter().collect()
             }
@@ -134,7 +140,7 @@ pub(crate) fn parse_json_query(text: &str, tz: chrono_tz::Tz) -> Result<Vec<Cond
             for op in build_op(&op_name, operand, is_time, tz, &op_at)? {
                 out.push(
                     Condition::new(field.clone(), op, &op_at)
-                        .map_err(|e| Failure::store_with_cursor(e, "query"))?,
+                        .map_err(|e| cursor_error(e, "query"))?,
                 );
             }
         }
@@ -155,14 +161,14 @@ fn operand(
     tz: chrono_tz::Tz,
     end: DayEnd,
     at: &str,
-) -> Result<Operand, Failure> {
+) -> Result<Operand, ApiError> {
     if is_time {
         return time_operand(v, tz, end, at).map(Operand::Time);
     }
     match v {
         Value::String(s) => Ok(Operand::Str(s.clone())),
         Value::Number(n) => Ok(Operand::Str(n.to_string())),
-        _ => Err(Failure::invalid(at, "must be a string")),
+        _ => Err(ApiError::invalid(at, "must be a string")),
     }
 }
 
@@ -171,28 +177,28 @@ fn time_operand(
     tz: chrono_tz::Tz,
     end: DayEnd,
     at: &str,
-) -> Result<DateTime<Utc>, Failure> {
+) -> Result<DateTime<Utc>, ApiError> {
     match v {
         Value::Number(n) => n
             .as_i64()
             .and_then(chrono::DateTime::from_timestamp_millis)
-            .ok_or_else(|| Failure::invalid(at, "not an epoch-milliseconds timestamp")),
+            .ok_or_else(|| ApiError::invalid(at, "not an epoch-milliseconds timestamp")),
         Value::String(s) => {
             if let Ok(t) = DateTime::parse_from_rfc3339(s) {
                 return Ok(crate::model::truncate_to_micros(t.with_timezone(&Utc)));
             }
             let d = common::parse_date(at, s).map_err(|_| {
-                Failure::invalid(
+                ApiError::invalid(
                     at,
                     format!("{s:?} is neither an RFC 3339 time nor a yyyy-MM-dd date"),
                 )
             })?;
             Ok(match end {
-                DayEnd::Start => common::day_start(d, tz),
-                DayEnd::End => common::day_end(d, tz),
+                DayEnd::Start => crate::calendar::day_start(d, tz),
+                DayEnd::End => crate::calendar::day_end(d, tz),
             })
         }
-        _ => Err(Failure::invalid(at, "must be a timestamp or a date")),
+        _ => Err(ApiError::invalid(at, "must be a timestamp or a date")),
     }
 }
 
@@ -206,12 +212,12 @@ fn build_op(
     is_time: bool,
     tz: chrono_tz::Tz,
     at: &str,
-) -> Result<Vec<Op>, Failure> {
+) -> Result<Vec<Op>, ApiError> {
     use DayEnd::{End, Start};
     let one = |end| operand(&v, is_time, tz, end, at);
-    let list = |v: &Value| -> Result<Vec<Operand>, Failure> {
+    let list = |v: &Value| -> Result<Vec<Operand>, ApiError> {
         let Value::Array(items) = v else {
-            return Err(Failure::invalid(at, "must be an array"));
+            return Err(ApiError::invalid(at, "must be an array"));
         };
         items
             .iter()
@@ -220,12 +226,12 @@ fn build_op(
     };
     let text = || match &v {
         Value::String(s) => Ok(s.clone()),
-        _ => Err(Failure::invalid(at, "must be a string")),
+        _ => Err(ApiError::invalid(at, "must be a string")),
     };
     Ok(match name {
         "equals" => {
             if v.is_null() {
-                return Err(Failure::invalid(at, "must not be null"));
+                return Err(ApiError::invalid(at, "must not be null"));
             }
             if is_time && is_date(&v) {
                 // A date means every instant of that day.
@@ -245,10 +251,10 @@ fn build_op(
         "endsWith" => vec![Op::EndsWith(text()?)],
         "between" => {
             let Value::Array(items) = &v else {
-                return Err(Failure::invalid(at, "must be an array [min, max]"));
+                return Err(ApiError::invalid(at, "must be an array [min, max]"));
             };
             let [lo, hi] = items.as_slice() else {
-                return Err(Failure::invalid(at, "must be an array [min, max]"));
+                return Err(ApiError::invalid(at, "must be an array [min, max]"));
             };
             vec![Op::Between(
                 operand(lo, is_time, tz, Start, at)?,
@@ -256,7 +262,7 @@ fn build_op(
             )]
         }
         other => {
-            return Err(Failure::invalid(
+            return Err(ApiError::invalid(
                 at,
                 format!(
                     "unknown operator {other:?}; use equals, gte, lte, gt, lt, in, notIn, contains, startsWith, endsWith or between"
@@ -340,17 +346,50 @@ pub(crate) fn list(
     store: &Store,
     tenant: &str,
     pairs: &[(String, String)],
-) -> Result<Response, Failure> {
-    let req = parse(pairs, crate::http::filters::tenant_tz(store, tenant))?;
-    let cursor_param = if Params(pairs).non_empty("prev_cursor")?.is_some() {
+) -> Result<Response, ApiError> {
+    let req = parse(pairs, tenant_tz(store, tenant))?;
+    let cursor_param = if SeedParams(pairs).non_empty("prev_cursor")?.is_some() {
         "prev_cursor"
     } else {
         "next_cursor"
     };
     let page = store
         .query(tenant, &req.query)
-        .map_err(|e| Failure::store_with_cursor(e, cursor_param))?;
+        .map_err(|e| cursor_error(e, cursor_param))?;
     Ok(render(tenant, page, req.include_total))
+}
+
+/// `GET /compat/spaceinvoices/activities`. The seed names its header both `entity_id` (the
+/// parameter list) and `x-entity-id` (the example); the second is the HTTP layer's tenant alias,
+/// the first is read here. nginx and other proxies drop header names with underscores by
+/// default, so an admin key must name its entity: without one the request is a 400, never a read
+/// of the default tenant.
+pub(super) async fn list_route(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Params(pairs): Params,
+) -> Result<Json<Response>, ApiError> {
+    let entity = match headers.get("entity_id").map(HeaderValue::to_str) {
+        None => None,
+        // An empty header names nothing, as with the other tenant headers.
+        Some(Ok(v)) => Some(v.trim().to_owned()).filter(|v| !v.is_empty()),
+        Some(Err(_)) => return Err(ApiError::invalid("entity_id", "header is not ASCII")),
+    };
+    let entity = tenant_header(&headers)?.or(entity);
+    let names_entity = entity.is_some();
+    let auth = super::authorize(&state, &headers, entity).await?;
+    if auth.scope == Scope::Admin && !names_entity {
+        return Err(ApiError::invalid(
+            "x-entity-id",
+            "the admin key must name the entity in x-entity-id (the entity_id spelling is \
+             dropped by many proxies, so it cannot be relied on)",
+        ));
+    }
+    let page = super::run(&state, auth, Access::Read, move |s, auth| {
+        list(s, &auth.tenant, &pairs)
+    })
+    .await?;
+    Ok(Json(page))
 }
 
 #[cfg(test)]
@@ -468,7 +507,7 @@ mod tests {
             (r#"{"#, "query"),
         ] {
             match parse_json_query(q, utc()) {
-                Err(Failure::Invalid { field: f, .. }) => assert_eq!(f, field, "{q}"),
+                Err(e) => assert_eq!(e.field.as_deref(), Some(field), "{q}"),
                 other => panic!("{q}: {other:?}"),
             }
         }
@@ -517,7 +556,7 @@ mod tests {
         assert_eq!(serde_json::to_value(&r).unwrap()["pagination"]["total"], -1);
         assert!(matches!(
             list(&store, "ent_1", &pairs(&[("next_cursor", "forged")])),
-            Err(Failure::Invalid { field, .. }) if field == "next_cursor"
+            Err(e) if e.field.as_deref() == Some("next_cursor")
         ));
     }
 }
