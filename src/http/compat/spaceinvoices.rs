@@ -4,13 +4,12 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::Json;
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::common::{self, cursor_error, SeedParams};
 use crate::http::auth::tenant_header;
-use crate::http::filters::tenant_tz;
+use crate::http::filters::{tenant_tz, QGrammar};
 use crate::http::{Access, ApiError, AppState, Params};
 use crate::model::Activity;
 use crate::query::{Condition, Field, Op, Operand, Order, Page, Query, MAX_LIMIT};
@@ -18,7 +17,7 @@ use crate::store::{Scope, Store};
 
 const DEFAULT_LIMIT: i64 = 10;
 /// The fields the seed lets `query` name.
-const ALLOWED_FIELDS: [&str; 6] = [
+const ALLOWED_FIELDS: &[&str] = &[
     "id",
     "resource_type",
     "resource_id",
@@ -26,6 +25,14 @@ const ALLOWED_FIELDS: [&str; 6] = [
     "actor_type",
     "created_at",
 ];
+
+/// The `query` parameter: API v1's `q` grammar over the seed's six fields, its errors naming
+/// the operator too (`query.FIELD.OPERATOR`).
+const QUERY: QGrammar = QGrammar {
+    root: "query",
+    fields: Some(ALLOWED_FIELDS),
+    operator_in_field: true,
+};
 
 /// A parsed request.
 #[derive(Debug)]
@@ -105,171 +112,9 @@ pub(crate) fn parse(pairs: &[(String, String)], tz: chrono_tz::Tz) -> Result<Req
     })
 }
 
-/// The `query` parameter: `{field: value | {operator: operand, ...}, ...}`.
+/// The `query` parameter: `{field: value | {operator: operand, ...}, ...}` ([`QUERY`]).
 pub(crate) fn parse_json_query(text: &str, tz: chrono_tz::Tz) -> Result<Vec<Condition>, ApiError> {
-    let v: Value = serde_json::from_str(text)
-        .map_err(|e| ApiError::invalid("query", format!("not valid JSON: {e}")))?;
-    let Value::Object(fields) = v else {
-        return Err(ApiError::invalid("query", "must be a JSON object"));
-    };
-    let mut out = Vec::new();
-    for (name, spec) in fields {
-        let at = format!("query.{name}");
-        if !ALLOWED_FIELDS.contains(&name.as_str()) {
-            return Err(ApiError::invalid(
-                at,
-                format!(
-                    "field {name:?} cannot be queried; allowed fields: {}",
-                    ALLOWED_FIELDS.join(", ")
-                ),
-            ));
-        }
-        let field = Field::parse(&name).ok_or_else(|| ApiError::invalid(&at, "unknown field"))?;
-        let is_time = field == Field::CreatedAt;
-        let ops: Vec<(String, Value)> = match spec {
-            Value::Object(m) => {
-                if m.is_empty() {
-                    return Err(ApiError::invalid(at, "an empty operator object"));
-                }
-                m.into_iter().collect()
-            }
-            direct => vec![("equals".to_owned(), direct)],
-        };
-        for (op_name, operand) in ops {
-            let op_at = format!("{at}.{op_name}");
-            for op in build_op(&op_name, operand, is_time, tz, &op_at)? {
-                out.push(
-                    Condition::new(field.clone(), op, &op_at)
-                        .map_err(|e| cursor_error(e, "query"))?,
-                );
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Which end of a day a date operand stands for.
-#[derive(Clone, Copy)]
-enum DayEnd {
-    Start,
-    End,
-}
-
-fn operand(
-    v: &Value,
-    is_time: bool,
-    tz: chrono_tz::Tz,
-    end: DayEnd,
-    at: &str,
-) -> Result<Operand, ApiError> {
-    if is_time {
-        return time_operand(v, tz, end, at).map(Operand::Time);
-    }
-    match v {
-        Value::String(s) => Ok(Operand::Str(s.clone())),
-        Value::Number(n) => Ok(Operand::Str(n.to_string())),
-        _ => Err(ApiError::invalid(at, "must be a string")),
-    }
-}
-
-fn time_operand(
-    v: &Value,
-    tz: chrono_tz::Tz,
-    end: DayEnd,
-    at: &str,
-) -> Result<DateTime<Utc>, ApiError> {
-    match v {
-        Value::Number(n) => n
-            .as_i64()
-            .and_then(chrono::DateTime::from_timestamp_millis)
-            .ok_or_else(|| ApiError::invalid(at, "not an epoch-milliseconds timestamp")),
-        Value::String(s) => {
-            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-                return Ok(crate::model::truncate_to_micros(t.with_timezone(&Utc)));
-            }
-            let d = common::parse_date(at, s).map_err(|_| {
-                ApiError::invalid(
-                    at,
-                    format!("{s:?} is neither an RFC 3339 time nor a yyyy-MM-dd date"),
-                )
-            })?;
-            Ok(match end {
-                DayEnd::Start => crate::calendar::day_start(d, tz),
-                DayEnd::End => crate::calendar::day_end(d, tz),
-            })
-        }
-        _ => Err(ApiError::invalid(at, "must be a timestamp or a date")),
-    }
-}
-
-fn is_date(v: &Value) -> bool {
-    matches!(v, Value::String(s) if s.len() == 10)
-}
-
-fn build_op(
-    name: &str,
-    v: Value,
-    is_time: bool,
-    tz: chrono_tz::Tz,
-    at: &str,
-) -> Result<Vec<Op>, ApiError> {
-    use DayEnd::{End, Start};
-    let one = |end| operand(&v, is_time, tz, end, at);
-    let list = |v: &Value| -> Result<Vec<Operand>, ApiError> {
-        let Value::Array(items) = v else {
-            return Err(ApiError::invalid(at, "must be an array"));
-        };
-        items
-            .iter()
-            .map(|x| operand(x, is_time, tz, Start, at))
-            .collect()
-    };
-    let text = || match &v {
-        Value::String(s) => Ok(s.clone()),
-        _ => Err(ApiError::invalid(at, "must be a string")),
-    };
-    Ok(match name {
-        "equals" => {
-            if v.is_null() {
-                return Err(ApiError::invalid(at, "must not be null"));
-            }
-            if is_time && is_date(&v) {
-                // A date means every instant of that day.
-                vec![Op::Between(one(Start)?, one(End)?)]
-            } else {
-                vec![Op::Equals(one(Start)?)]
-            }
-        }
-        "gt" => vec![Op::Gt(one(End)?)],
-        "gte" => vec![Op::Gte(one(Start)?)],
-        "lt" => vec![Op::Lt(one(Start)?)],
-        "lte" => vec![Op::Lte(one(End)?)],
-        "in" => vec![Op::In(list(&v)?)],
-        "notIn" => vec![Op::NotIn(list(&v)?)],
-        "contains" => vec![Op::Contains(text()?)],
-        "startsWith" => vec![Op::StartsWith(text()?)],
-        "endsWith" => vec![Op::EndsWith(text()?)],
-        "between" => {
-            let Value::Array(items) = &v else {
-                return Err(ApiError::invalid(at, "must be an array [min, max]"));
-            };
-            let [lo, hi] = items.as_slice() else {
-                return Err(ApiError::invalid(at, "must be an array [min, max]"));
-            };
-            vec![Op::Between(
-                operand(lo, is_time, tz, Start, at)?,
-                operand(hi, is_time, tz, End, at)?,
-            )]
-        }
-        other => {
-            return Err(ApiError::invalid(
-                at,
-                format!(
-                    "unknown operator {other:?}; use equals, gte, lte, gt, lt, in, notIn, contains, startsWith, endsWith or between"
-                ),
-            ))
-        }
-    })
+    QUERY.parse_str(text, tz)
 }
 
 /// One activity in the seed's shape.
@@ -397,6 +242,7 @@ mod tests {
     use super::*;
     use crate::model::{Actor, NewActivity, ObjectRef, TenantSettings};
     use crate::store::Options;
+    use chrono::{DateTime, Utc};
     use serde_json::json;
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -511,6 +357,26 @@ mod tests {
                 other => panic!("{q}: {other:?}"),
             }
         }
+    }
+
+    /// `query` is API v1's `q` grammar over six fields, and takes what that grammar takes where
+    /// the two used to differ: an object naming a key twice is refused (it used to mean the
+    /// last one), a boolean is compared as text and a string of digits is epoch milliseconds
+    /// (both used to be refused), a bare array is refused naming the field rather than its
+    /// implied `equals`.
+    #[test]
+    fn json_query_follows_the_v1_grammar() {
+        let e = parse_json_query(r#"{"action":"a","action":"b"}"#, utc()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("query"));
+        let c = parse_json_query(r#"{"action":true}"#, utc()).unwrap();
+        assert_eq!(c[0].op(), &Op::Equals(Operand::Str("true".into())));
+        let c = parse_json_query(r#"{"created_at":{"gte":"1700000000000"}}"#, utc()).unwrap();
+        let Op::Gte(Operand::Time(t)) = c[0].op() else {
+            panic!("{c:?}")
+        };
+        assert_eq!(t.timestamp_millis(), 1_700_000_000_000);
+        let e = parse_json_query(r#"{"action":["a"]}"#, utc()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("query.action"));
     }
 
     #[test]
