@@ -1,4 +1,5 @@
-//! The HTTP API v1 over a [`Store`]: axum routes, authentication, JSON shapes, limits, metrics.
+//! The HTTP API v1 over a [`Store`]: axum routes, authentication, JSON shapes, limits, metrics;
+//! and, under `/compat/…`, the seed systems' own wire formats (the `compat` module).
 //!
 //! [`app`] builds the whole router from one table, [`routes`], which the OpenAPI document and
 //! the tests enumerate too, so what is served, what is documented and what is tested cannot
@@ -8,7 +9,8 @@
 //!
 //! Invariants:
 //! - every response that is not a 2xx has the body `{"error": {"code", "message", "field"}}`
-//!   ([`ApiError`]), extractor rejections, timeouts, unknown routes and panics included;
+//!   ([`ApiError`]), extractor rejections, timeouts, unknown routes and panics included (the
+//!   Velt profile's handler answers its failures in Velt's shape, [`RouteSpec::error`]);
 //! - a request acts on exactly one tenant, fixed by [`Auth`] before the handler runs; handlers
 //!   never read the tenant from anywhere else;
 //! - 5xx bodies carry nothing internal; the cause is logged with the request id.

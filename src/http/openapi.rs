@@ -84,7 +84,7 @@ pub fn document() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {"title": "actlog", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "An append-only activity log. Errors are {\"error\": {code, message, field}}."},
+                 "description": "An append-only activity log. Errors are {\"error\": {code, message, field}} (the Velt profile's: {\"error\": {message, status}})."},
         "paths": paths,
         "security": [{"bearer": []}],
         "components": {
