@@ -539,10 +539,7 @@ fn export(store: &Store, args: ExportArgs) -> anyhow::Result<ExitCode> {
         OrderArg::Asc => actlog::Order::Asc,
         OrderArg::Desc => actlog::Order::Desc,
     };
-    let tz = store
-        .tenant(&tenant)
-        .and_then(|t| actlog::model::parse_timezone(&t.settings.timezone).ok())
-        .unwrap_or(chrono_tz::UTC);
+    let tz = http::filters::tenant_tz(store, &tenant);
     let mut filter = actlog::Filter::default();
     for f in &args.filters {
         let (name, value) = f

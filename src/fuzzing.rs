@@ -158,7 +158,7 @@ fn pairs(text: &str) -> Vec<(String, String)> {
 /// Each profile's request parsing (the first byte picks the parser): never a panic, whatever
 /// the query string or body.
 pub fn profiles(data: &[u8]) {
-    use crate::profiles::{sequence, spaceinvoices, subscriptions, velt};
+    use crate::http::compat::{sequence, spaceinvoices, subscriptions, velt};
     let Some((&which, rest)) = data.split_first() else {
         return;
     };

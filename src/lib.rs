@@ -38,13 +38,13 @@
 
 #[cfg(feature = "bench")]
 pub mod bench;
+mod calendar;
 mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
 pub mod model;
-mod profiles;
 mod query;
 mod store;
 

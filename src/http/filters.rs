@@ -1,6 +1,6 @@
 //! Filters from the wire: the query string of `GET /v1/activities` (and export, facets) and the
-//! JSON body of `POST /v1/activities/query`, into a [`Query`]. Profiles reuse these functions
-//! with their own parameter names.
+//! JSON body of `POST /v1/activities/query`, into a [`Query`]. The `q` grammar ([`QGrammar`]) is
+//! also Space Invoices' `query` parameter, in a dialect of its own (`http::compat`).
 //!
 //! - List parameters take one value or a comma list (IN); repeating a parameter adds values.
 //!   In a JSON body they also take an array of strings (whose values may contain commas).
@@ -10,7 +10,7 @@
 //!   `yyyy-MM-dd` date in the tenant's time zone, taken as a whole day: `gte`/`lt` a date mean
 //!   from/before its first instant, `gt`/`lte` after/through its last, `equals` within it.
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 
 use super::wire::{epoch_ms, parse_instant_str};
@@ -49,6 +49,16 @@ impl<'a> Val<'a> {
         }
         Ok(out)
     }
+}
+
+/// The time zone a tenant's dates are read in: its setting, or UTC when the tenant is unknown
+/// (the store call that follows answers that one). The one lookup of it, for the HTTP layer,
+/// the profiles and the command line.
+pub fn tenant_tz(store: &crate::Store, tenant: &str) -> chrono_tz::Tz {
+    store
+        .tenant(tenant)
+        .and_then(|t| crate::model::parse_timezone(&t.settings.timezone).ok())
+        .unwrap_or(chrono_tz::UTC)
 }
 
 /// Parses `since`/`until`: an RFC 3339 instant or a `yyyy-MM-dd` date.
@@ -246,59 +256,108 @@ pub fn unknown_param(name: &str) -> ApiError {
     ApiError::invalid(name, format!("unknown parameter {name:?}"))
 }
 
+/// A dialect of the `q` grammar: the operators, operand types and date rules are the same in
+/// every dialect; what differs is where it sits in the request (its `root` names its errors),
+/// which fields it may name, and how deep an error's field goes. API v1's `q` is [`V1_Q`];
+/// Space Invoices' `query` parameter is another dialect.
+#[derive(Debug, Clone, Copy)]
+pub struct QGrammar {
+    /// The parameter's name: errors name `root`, `root.FIELD` (or `root.FIELD.OPERATOR`).
+    pub root: &'static str,
+    /// The fields it may name (`None`: every [`Field`]); another is a 400 listing these.
+    pub fields: Option<&'static [&'static str]>,
+    /// Whether an operator's error names the operator too (`root.FIELD.OPERATOR`) rather than
+    /// only the field.
+    pub operator_in_field: bool,
+}
+
+/// API v1's `q`: every field; errors name `q.FIELD`.
+pub const V1_Q: QGrammar = QGrammar {
+    root: "q",
+    fields: None,
+    operator_in_field: false,
+};
+
 /// Parses `q` given as JSON text.
 pub fn parse_q_str(s: &str, tz: chrono_tz::Tz) -> Result<Vec<Condition>, ApiError> {
-    super::extract::reject_duplicate_keys(s.as_bytes())
-        .map_err(|e| ApiError::invalid("q", e.message))?;
-    let v: Value = serde_json::from_str(s)
-        .map_err(|e| ApiError::invalid("q", format!("not valid JSON: {e}")))?;
-    parse_q(&v, tz)
+    V1_Q.parse_str(s, tz)
 }
 
 /// Parses `q`: a JSON object of field → value or field → `{operator: operand, …}`.
 pub fn parse_q(v: &Value, tz: chrono_tz::Tz) -> Result<Vec<Condition>, ApiError> {
-    let Value::Object(m) = v else {
-        return Err(ApiError::invalid(
-            "q",
-            "must be a JSON object of field → value or {operator: operand}",
-        ));
-    };
-    let mut out = Vec::new();
-    for (name, spec) in m {
-        // Fail before parsing a thousand conditions only to refuse them (`Filter::validate`
-        // has the same limit for library callers).
-        if out.len() >= crate::MAX_CONDITIONS {
-            return Err(ApiError::invalid(
-                "q",
-                format!("more than {} conditions", crate::MAX_CONDITIONS),
-            ));
-        }
-        let qfield = format!("q.{name}");
-        let field = Field::parse(name)
-            .ok_or_else(|| ApiError::invalid(&qfield, format!("unknown field {name:?}")))?;
-        match spec {
-            Value::Object(ops) => {
-                if ops.is_empty() {
-                    return Err(ApiError::invalid(&qfield, "no operator given"));
-                }
-                for (op, operand) in ops {
-                    let op = parse_op(&field, &qfield, op, operand, tz)?;
-                    out.push(Condition::new(field.clone(), op, &qfield)?);
-                }
-            }
-            Value::Array(_) => {
-                return Err(ApiError::invalid(
-                    &qfield,
-                    "a list needs an operator: {\"in\": [...]}",
-                ))
-            }
-            scalar => {
-                let op = parse_op(&field, &qfield, "equals", scalar, tz)?;
-                out.push(Condition::new(field, op, &qfield)?);
-            }
-        }
+    V1_Q.parse(v, tz)
+}
+
+impl QGrammar {
+    /// Parses the dialect given as JSON text. An object naming a key twice is refused, as in
+    /// request bodies: which of the two a parser keeps must not decide what is matched.
+    pub fn parse_str(&self, s: &str, tz: chrono_tz::Tz) -> Result<Vec<Condition>, ApiError> {
+        super::extract::reject_duplicate_keys(s.as_bytes())
+            .map_err(|e| ApiError::invalid(self.root, e.message))?;
+        let v: Value = serde_json::from_str(s)
+            .map_err(|e| ApiError::invalid(self.root, format!("not valid JSON: {e}")))?;
+        self.parse(&v, tz)
     }
-    Ok(out)
+
+    /// Parses the dialect: a JSON object of field → value or field → `{operator: operand, …}`.
+    pub fn parse(&self, v: &Value, tz: chrono_tz::Tz) -> Result<Vec<Condition>, ApiError> {
+        let Value::Object(m) = v else {
+            return Err(ApiError::invalid(
+                self.root,
+                "must be a JSON object of field → value or {operator: operand}",
+            ));
+        };
+        let mut out = Vec::new();
+        for (name, spec) in m {
+            // Fail before parsing a thousand conditions only to refuse them (`Filter::validate`
+            // has the same limit for library callers).
+            if out.len() >= crate::MAX_CONDITIONS {
+                return Err(ApiError::invalid(
+                    self.root,
+                    format!("more than {} conditions", crate::MAX_CONDITIONS),
+                ));
+            }
+            let qfield = format!("{}.{name}", self.root);
+            if let Some(allowed) = self.fields {
+                if !allowed.contains(&name.as_str()) {
+                    return Err(ApiError::invalid(
+                        &qfield,
+                        format!(
+                            "field {name:?} cannot be queried; allowed fields: {}",
+                            allowed.join(", ")
+                        ),
+                    ));
+                }
+            }
+            let field = Field::parse(name)
+                .ok_or_else(|| ApiError::invalid(&qfield, format!("unknown field {name:?}")))?;
+            let ops: Vec<(&str, &Value)> = match spec {
+                Value::Object(ops) => {
+                    if ops.is_empty() {
+                        return Err(ApiError::invalid(&qfield, "no operator given"));
+                    }
+                    ops.iter().map(|(op, v)| (op.as_str(), v)).collect()
+                }
+                Value::Array(_) => {
+                    return Err(ApiError::invalid(
+                        &qfield,
+                        "a list needs an operator: {\"in\": [...]}",
+                    ))
+                }
+                scalar => vec![("equals", scalar)],
+            };
+            for (op, operand) in ops {
+                let at = if self.operator_in_field {
+                    format!("{qfield}.{op}")
+                } else {
+                    qfield.clone()
+                };
+                let op = parse_op(&field, &at, op, operand, tz)?;
+                out.push(Condition::new(field.clone(), op, &at)?);
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Which end of a date an operand stands for.
@@ -381,34 +440,22 @@ fn parse_op(
     })
 }
 
+/// A `yyyy-MM-dd` date operand.
 fn date_of(v: &Value) -> Option<NaiveDate> {
-    v.as_str()
-        .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+    v.as_str().and_then(crate::calendar::parse_ymd)
 }
 
 /// The first or last microsecond of a date in a time zone.
 fn date_end(d: NaiveDate, tz: chrono_tz::Tz, end: End) -> DateTime<Utc> {
-    let start_of = |d: NaiveDate| -> DateTime<Utc> {
-        let midnight = d.and_hms_opt(0, 0, 0).unwrap_or_default();
-        // A midnight that falls in a DST gap: the day starts at the first instant after it.
-        (0..=4)
-            .find_map(|h| {
-                tz.from_local_datetime(&(midnight + chrono::Duration::hours(h)))
-                    .earliest()
-            })
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
-    };
     match end {
-        End::First => start_of(d),
-        End::Last => match d.succ_opt() {
-            Some(next) => start_of(next) - chrono::Duration::microseconds(1),
-            None => DateTime::<Utc>::MAX_UTC,
-        },
+        End::First => crate::calendar::day_start(d, tz),
+        End::Last => crate::calendar::day_end(d, tz),
     }
 }
 
-/// A `created_at` operand: RFC 3339, epoch milliseconds (number or digits), or a date.
+/// A `created_at` operand: RFC 3339, epoch milliseconds (number or digits), or a date. An
+/// instant is truncated to microseconds, as a written `created_at` is: the operand means the
+/// time the store would record for it.
 fn time_operand(
     qfield: &str,
     v: &Value,
@@ -427,7 +474,9 @@ fn time_operand(
             if let Some(d) = date_of(v) {
                 return Ok(date_end(d, tz, end));
             }
-            parse_instant_str(s).ok_or_else(bad)
+            parse_instant_str(s)
+                .map(crate::model::truncate_to_micros)
+                .ok_or_else(bad)
         }
         _ => Err(bad()),
     }
@@ -527,6 +576,36 @@ mod tests {
                 let q = serde_json::json!({ "created_at": { "between": [d, d] } });
                 let _ = parse_q(&q, tz);
             }
+        }
+    }
+
+    /// Where the two grammars this one replaced disagreed, the contract decides. A written
+    /// `created_at` is truncated to microseconds (API.md: "µs precision"), so an operand is too:
+    /// API v1's `q` compared the nanoseconds and so never found the very instant a client wrote.
+    #[test]
+    fn q_instants_are_truncated_to_microseconds_like_written_times() {
+        let c = parse_q(
+            &serde_json::json!({"created_at": "2024-01-01T00:00:00.0000009Z"}),
+            chrono_tz::UTC,
+        )
+        .unwrap();
+        let Op::Equals(Operand::Time(t)) = c[0].op() else {
+            panic!("{c:?}")
+        };
+        assert_eq!(t.to_rfc3339(), "2024-01-01T00:00:00+00:00");
+    }
+
+    /// A date operand is `yyyy-MM-dd` exactly (API.md), as Space Invoices' grammar read it;
+    /// API v1's read `2024-3-1` as a date too. Such a string is now a 400 naming the field.
+    #[test]
+    fn q_dates_are_exactly_yyyy_mm_dd() {
+        for bad in ["2024-3-1", "+262142-12-31"] {
+            let e = parse_q(
+                &serde_json::json!({"created_at": {"gte": bad}}),
+                chrono_tz::UTC,
+            )
+            .unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("q.created_at"), "{bad}");
         }
     }
 

@@ -1,4 +1,5 @@
-//! The HTTP API v1 over a [`Store`]: axum routes, authentication, JSON shapes, limits, metrics.
+//! The HTTP API v1 over a [`Store`]: axum routes, authentication, JSON shapes, limits, metrics;
+//! and, under `/compat/…`, the seed systems' own wire formats (the `compat` module).
 //!
 //! [`app`] builds the whole router from one table, [`routes`], which the OpenAPI document and
 //! the tests enumerate too, so what is served, what is documented and what is tested cannot
@@ -8,13 +9,15 @@
 //!
 //! Invariants:
 //! - every response that is not a 2xx has the body `{"error": {"code", "message", "field"}}`
-//!   ([`ApiError`]), extractor rejections, timeouts, unknown routes and panics included;
+//!   ([`ApiError`]), extractor rejections, timeouts, unknown routes and panics included (the
+//!   Velt profile's handler answers its failures in Velt's shape, [`RouteSpec::error`]);
 //! - a request acts on exactly one tenant, fixed by [`Auth`] before the handler runs; handlers
 //!   never read the tenant from anywhere else;
 //! - 5xx bodies carry nothing internal; the cause is logged with the request id.
 
 mod activities;
 pub mod auth;
+pub(crate) mod compat;
 mod conn;
 pub mod console;
 mod error;
@@ -283,10 +286,7 @@ impl AppState {
 
     /// The time zone of a tenant (UTC if it cannot be read).
     pub fn tenant_tz(&self, tenant: &str) -> chrono_tz::Tz {
-        self.store
-            .tenant(tenant)
-            .and_then(|t| crate::model::parse_timezone(&t.settings.timezone).ok())
-            .unwrap_or(chrono_tz::UTC)
+        filters::tenant_tz(&self.store, tenant)
     }
 }
 
@@ -420,6 +420,9 @@ pub struct RouteSpec {
     pub body: Option<&'static str>,
     /// The success status and its schema name.
     pub ok: (u16, &'static str),
+    /// The schema name of its error bodies: `Error` (the native shape) but for a profile whose
+    /// seed has its own.
+    pub error: &'static str,
     handler: fn() -> MethodRouter<AppState>,
 }
 
@@ -451,7 +454,7 @@ const LIST_PARAMS: &[&str] = &[
     "include_total",
 ];
 
-/// Every route of API v1.
+/// Every route: API v1's, then the profiles' (`/compat/…`, [`compat`]).
 pub fn routes() -> Vec<RouteSpec> {
     let r = |method: Method,
              path: &'static str,
@@ -468,9 +471,10 @@ pub fn routes() -> Vec<RouteSpec> {
         query,
         body,
         ok,
+        error: "Error",
         handler,
     };
-    vec![
+    let mut all = vec![
         r(
             Method::POST,
             "/v1/activities",
@@ -650,7 +654,9 @@ pub fn routes() -> Vec<RouteSpec> {
             (200, "OpenApi"),
             || get(openapi::serve),
         ),
-    ]
+    ];
+    all.extend(compat::routes());
+    all
 }
 
 /// The application: every route of [`routes`] with the middleware stack (request id, tracing,
@@ -671,7 +677,7 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     for spec in routes() {
         router = router.route(spec.path, (spec.handler)());
     }
-    router = router.merge(crate::profiles::router()).merge(extra);
+    router = router.merge(extra);
     router
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })

@@ -18,7 +18,10 @@ pub fn document() -> Value {
             .chain(r.query.iter().map(|q| {
                 json!({"name": q, "in": "query", "required": *q == "field", "schema": {"type": "string"}})
             }))
-            .chain((r.access == Access::Read || r.access == Access::Write).then(|| {
+            // Velt names its tenant in the body (`data.organizationId`), not in a header.
+            .chain(((r.access == Access::Read || r.access == Access::Write)
+                && !r.path.starts_with("/compat/velt/"))
+            .then(|| {
                 json!({"name": "X-Tenant-Id", "in": "header", "required": false,
                        "description": "Admin key only: the tenant to act on (alias x-entity-id). A tenant key naming another tenant gets 403.",
                        "schema": {"type": "string"}})
@@ -48,7 +51,7 @@ pub fn document() -> Value {
             json!({"description": "success", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
         };
         responses.insert(status.to_string(), ok);
-        let err = |d: &str| json!({"description": d, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+        let err = |d: &str| json!({"description": d, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", r.error)}}}});
         if r.access != Access::Public {
             responses.insert("400".into(), err("invalid_argument"));
             responses.insert("401".into(), err("unauthenticated"));
@@ -84,7 +87,7 @@ pub fn document() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {"title": "actlog", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "An append-only activity log. Errors are {\"error\": {code, message, field}}."},
+                 "description": "An append-only activity log. Errors are {\"error\": {code, message, field}} (the Velt profile's: {\"error\": {message, status}})."},
         "paths": paths,
         "security": [{"bearer": []}],
         "components": {
@@ -125,7 +128,7 @@ fn schemas() -> Value {
     activity["properties"]["recorded_at"] = json!({"type": "string", "format": "date-time", "description": "the store's clock at commit, non-decreasing in seq"});
     let appended = json!({"type": "object", "properties": {"id": {"type": "string", "format": "uuid"}, "seq": {"type": "integer"}, "created_at": {"type": "string", "format": "date-time"}, "recorded_at": {"type": "string", "format": "date-time"}, "created": {"type": "boolean"}}});
     let tenant = json!({"type": "object", "properties": {"id": s, "timezone": s, "retention_days": {"type": ["integer", "null"]}, "created_at": s}});
-    json!({
+    let mut all = json!({
         "ActivityIn": activity_in,
         "Activity": activity,
         "AppendBody": {"oneOf": [{"$ref": "#/components/schemas/ActivityIn"},
@@ -149,6 +152,44 @@ fn schemas() -> Value {
         "Error": {"type": "object", "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
             "code": {"enum": ["invalid_argument", "unauthenticated", "permission_denied", "not_found", "method_not_allowed", "conflict", "payload_too_large", "rate_limited", "unavailable", "internal"]},
             "message": s, "field": ns}}}},
+    });
+    if let (Value::Object(all), Value::Object(compat)) = (&mut all, compat_schemas()) {
+        all.extend(compat);
+    }
+    all
+}
+
+/// The profiles' shapes (`/compat/…`; field by field in docs/profiles.md).
+fn compat_schemas() -> Value {
+    let s = json!({"type": "string"});
+    let ns = json!({"type": ["string", "null"]});
+    json!({
+        "SpaceInvoicesPage": {"type": "object", "description": "Space Invoices' list (docs/profiles.md).", "properties": {
+            "data": {"type": "array", "items": {"type": "object", "properties": {
+                "id": s, "entity_id": s, "resource_type": s, "resource_id": ns, "action": s, "actor_type": ns,
+                "actor_id": ns, "actor_label": ns, "details": {"type": "object"}, "created_at": s}}},
+            "pagination": {"type": "object", "properties": {"total": {"type": "integer"}, "next_cursor": ns, "prev_cursor": ns, "has_more": {"type": "boolean"}}},
+            "has_more": {"type": "boolean"}, "next_cursor": ns}},
+        "SequencePage": {"type": "object", "description": "Sequence's activity logs (docs/profiles.md).", "properties": {
+            "items": {"type": "array", "items": {"type": "object"}},
+            "pagination": {"type": "object", "properties": {"after": ns, "before": ns, "totalResultSize": {"type": "integer"}}}}},
+        "SubscriptionsPage": {"type": "object", "description": "The subscription platform's rows (docs/profiles.md).", "properties": {
+            "data": {"type": "array", "items": {"type": "object"}}, "total": {"type": "integer"}, "per_page": {"type": "integer"},
+            "current_page": {"type": "integer"}, "last_page": {"type": "integer"}, "metadata": {"type": "object"}}},
+        "SubscriptionsEntry": {"type": "object", "required": ["action"], "description": "A custom integration_* entry, attached to order_id, subscription_id or loggable_type + loggable_id.", "properties": {
+            "action": s, "loggable_type": s, "loggable_id": s, "subscription_id": s, "order_id": s, "description": s,
+            "changes": {"type": "object"}, "metadata": {"type": "object"}, "actor_name": s, "subscription_number": s,
+            "order_number": s, "customer_name": s, "customer_email": s, "profile_id": s}},
+        "SubscriptionsCreated": {"type": "object", "properties": {"data": {"type": "object"}}},
+        "SubscriptionsValues": {"type": "object", "properties": {"data": {"type": "array", "items": s}}},
+        "VeltQuery": {"type": "object", "required": ["data"], "properties": {"data": {"type": "object", "required": ["organizationId"], "properties": {
+            "organizationId": s, "documentId": s, "targetEntityId": s, "featureTypes": {"type": "array", "items": s},
+            "actionTypes": {"type": "array", "items": s}, "userId": s, "activityIds": {"type": "array", "items": s},
+            "order": {"enum": ["asc", "desc"]}, "pageSize": {"type": "integer", "minimum": 1, "maximum": 1000}, "pageToken": s}}}},
+        "VeltPage": {"type": "object", "properties": {"result": {"type": "object", "properties": {
+            "status": s, "message": s, "data": {"type": "array", "items": {"type": "object"}}, "pageToken": ns}}}},
+        "VeltError": {"type": "object", "properties": {"error": {"type": "object", "required": ["message", "status"], "properties": {
+            "message": s, "status": {"enum": ["INVALID_ARGUMENT", "UNAUTHENTICATED", "PERMISSION_DENIED", "NOT_FOUND", "ALREADY_EXISTS", "RESOURCE_EXHAUSTED", "UNAVAILABLE", "INTERNAL"]}}}}},
     })
 }
 

@@ -2,7 +2,7 @@
 //! filter allows. The planner narrows *where* it looks; this module alone decides *what*
 //! matches, so every plan gives the same answer.
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{Condition, Field, Filter, Op, Operand, TimeBound};
 use crate::store::ActivityRef;
@@ -37,29 +37,9 @@ impl Window {
     }
 }
 
-/// The start of a calendar day in a time zone, in microseconds. A day that starts in a DST gap
-/// starts at the first instant that exists.
-pub(crate) fn day_start(date: NaiveDate, tz: chrono_tz::Tz) -> i64 {
-    let midnight = date.and_hms_opt(0, 0, 0).unwrap_or_default();
-    let t = match tz.from_local_datetime(&midnight) {
-        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
-            t.with_timezone(&Utc)
-        }
-        chrono::LocalResult::None => {
-            // Skip forward through the gap an hour at a time (gaps are at most a few hours).
-            let mut probe = midnight;
-            let mut found = None;
-            for _ in 0..4 {
-                probe += chrono::Duration::hours(1);
-                if let Some(t) = tz.from_local_datetime(&probe).earliest() {
-                    found = Some(t.with_timezone(&Utc));
-                    break;
-                }
-            }
-            found.unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
-        }
-    };
-    t.timestamp_micros()
+/// The start of a calendar day in a time zone, in microseconds (`calendar::day_start`).
+fn day_start(date: NaiveDate, tz: chrono_tz::Tz) -> i64 {
+    crate::calendar::day_start(date, tz).timestamp_micros()
 }
 
 fn micros(t: &DateTime<Utc>) -> i64 {
@@ -275,6 +255,7 @@ fn ordered_matches<T: PartialOrd + Copy>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     #[test]
     fn date_until_includes_the_whole_day_in_the_tenant_zone() {
@@ -292,19 +273,5 @@ mod tests {
             .timestamp_micros();
         assert_eq!(w.lo, start);
         assert_eq!(w.hi, start + 86_400_000_000);
-    }
-
-    #[test]
-    fn day_start_in_a_dst_gap() {
-        // America/Santiago skipped 2022-09-11 00:00 → 01:00.
-        let tz: chrono_tz::Tz = "America/Santiago".parse().unwrap();
-        let d = NaiveDate::from_ymd_opt(2022, 9, 11).unwrap();
-        let t = day_start(d, tz);
-        assert_eq!(
-            t,
-            Utc.with_ymd_and_hms(2022, 9, 11, 4, 0, 0)
-                .unwrap()
-                .timestamp_micros()
-        );
     }
 }

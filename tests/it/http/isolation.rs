@@ -94,6 +94,13 @@ fn request(f: &Fixture, spec: &RouteSpec, query: &str) -> Call {
         (Method::POST, "/v1/tenants") => Some(json!({"id": "newt"})),
         (Method::PATCH, _) => Some(json!({"timezone": "UTC"})),
         (Method::POST, "/v1/tenants/{id}/keys") => Some(json!({"scope": "read"})),
+        (Method::POST, "/compat/subscriptions/api/activity-logs") => {
+            Some(json!({"action": "integration_b_write", "order_id": "o-b"}))
+        }
+        // Velt names its organization (the tenant) in the body: tenant A's.
+        (Method::POST, "/compat/velt/v2/activities/get") => {
+            Some(json!({"data": {"organizationId": "a"}}))
+        }
         _ => None,
     };
     match body {
@@ -103,10 +110,45 @@ fn request(f: &Fixture, spec: &RouteSpec, query: &str) -> Call {
 }
 
 fn default_query(spec: &RouteSpec) -> &'static str {
-    if spec.path == "/v1/activities/facets" {
-        "field=action"
-    } else {
-        ""
+    match spec.path {
+        "/v1/activities/facets" => "field=action",
+        "/compat/subscriptions/api/activity-logs" if spec.method == Method::GET => {
+            "start_date=2000-01-01&end_date=2100-01-01"
+        }
+        _ => "",
+    }
+}
+
+/// A request of tenant B's own (it names no other tenant) carrying tenant A's cursor, in the
+/// route's own cursor parameter; `None` for a route without one.
+fn with_a_cursor(f: &Fixture, spec: &RouteSpec) -> Option<Call> {
+    let c = &f.a_cursor;
+    Some(match (spec.method.clone(), spec.path) {
+        (Method::GET, _) if spec.query.contains(&"cursor") => {
+            request(f, spec, &format!("cursor={c}"))
+        }
+        (Method::POST, "/v1/activities/query") => {
+            call(Method::POST, spec.path).json(&json!({"cursor": c}))
+        }
+        (Method::GET, "/compat/spaceinvoices/activities") => {
+            request(f, spec, &format!("next_cursor={c}"))
+        }
+        // Sequence's tokens are a direction letter and a store cursor.
+        (Method::GET, "/compat/sequence/activity-logs") => request(f, spec, &format!("after=A{c}")),
+        (Method::POST, "/compat/velt/v2/activities/get") => call(Method::POST, spec.path)
+            .json(&json!({"data": {"organizationId": "b", "pageToken": c}})),
+        _ => return None,
+    })
+}
+
+/// The route's error shape: the native `{"error": {"code", …}}`, or Velt's
+/// `{"error": {"message", "status"}}` where the route documents that one.
+fn error_shaped(spec: &RouteSpec, r: &super::Resp) -> bool {
+    match spec.error {
+        "VeltError" => {
+            r.json["error"]["status"].is_string() && r.json["error"]["message"].is_string()
+        }
+        _ => r.code().is_some(),
     }
 }
 
@@ -192,12 +234,7 @@ async fn isolation_matrix() {
             ));
         }
         // Tenant A's cursor used by B.
-        if spec.query.contains(&"cursor") || spec.path == "/v1/activities/query" {
-            let c = if spec.method == Method::GET {
-                request(&f, spec, &format!("cursor={}", f.a_cursor))
-            } else {
-                call(Method::POST, spec.path).json(&json!({"cursor": f.a_cursor}))
-            };
+        if let Some(c) = with_a_cursor(&f, spec) {
             cases.push((
                 "A's cursor used by B",
                 c.key(e.key("b", "read_write")),
@@ -209,7 +246,7 @@ async fn isolation_matrix() {
             let r = c.send(&e.app).await;
             assert_eq!(r.status, status, "{what}: {}", r.text());
             assert!(
-                r.code().is_some(),
+                error_shaped(spec, &r),
                 "{what}: not the error shape: {}",
                 r.text()
             );
@@ -273,7 +310,8 @@ async fn b_sees_only_b() {
     let f = fixture().await;
     let e = &f.e;
     let b = e.key("b", "read_write");
-    let table: Vec<(Call, StatusCode)> = vec![
+    let table: Vec<(Call, StatusCode)> =
+        vec![
         (
             call(Method::GET, "/v1/activities?include_total=true").key(b),
             StatusCode::OK,
@@ -316,6 +354,57 @@ async fn b_sees_only_b() {
         ),
         (
             call(Method::GET, "/v1/activities/export?format=csv").key(b),
+            StatusCode::OK,
+        ),
+        // The profiles, aiming at A's values where they can name them.
+        (
+            call(Method::GET, "/compat/spaceinvoices/activities").key(b),
+            StatusCode::OK,
+        ),
+        (
+            call(
+                Method::GET,
+                &format!("/compat/spaceinvoices/activities?resource_id=inv-{MARK_A}-0"),
+            )
+            .key(b),
+            StatusCode::OK,
+        ),
+        (
+            call(Method::GET, "/compat/sequence/activity-logs").key(b),
+            StatusCode::OK,
+        ),
+        (
+            call(
+                Method::GET,
+                &format!("/compat/sequence/activity-logs?activityLogObjectEntityId=inv-{MARK_A}-0"),
+            )
+            .key(b),
+            StatusCode::OK,
+        ),
+        (
+            call(
+                Method::GET,
+                "/compat/subscriptions/api/activity-logs?start_date=2000-01-01&end_date=2100-01-01",
+            )
+            .key(b),
+            StatusCode::OK,
+        ),
+        (
+            call(
+                Method::GET,
+                "/compat/subscriptions/api/activity-logs/integration-actions",
+            )
+            .key(b),
+            StatusCode::OK,
+        ),
+        (
+            call(Method::GET, "/compat/subscriptions/api/activity-logs/actors").key(b),
+            StatusCode::OK,
+        ),
+        (
+            call(Method::POST, "/compat/velt/v2/activities/get")
+                .key(b)
+                .json(&json!({"data": {"organizationId": "b", "activityIds": f.a_ids}})),
             StatusCode::OK,
         ),
         // An id of A's appended under B is B's own activity, not a conflict with A's.

@@ -2,10 +2,16 @@
 //! /api/activity-logs/integration-actions` and `GET /api/activity-logs/actors` (seed 002). Rows are
 //! activities whose resource is a `subscription` or an `order`; pages are by offset.
 
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::common::{self, Failure, Params};
+use super::common::{self, SeedParams};
+use crate::http::{Access, ApiError, AppState, Auth, Params};
 use crate::model::{Actor, NewActivity, ObjectRef};
 use crate::query::{
     Condition, FacetField, FacetRequest, Field, Filter, Op, Operand, Order, Query, TimeBound,
@@ -43,30 +49,33 @@ pub(crate) struct Request {
 
 /// Parses `start_date` / `end_date`: both required for the list, both optional for the dropdowns.
 fn dates(
-    p: &Params<'_>,
+    p: &SeedParams<'_>,
     required: bool,
-) -> Result<(Option<TimeBound>, Option<TimeBound>), Failure> {
+) -> Result<(Option<TimeBound>, Option<TimeBound>), ApiError> {
     let mut out = [None, None];
     for (i, name) in ["start_date", "end_date"].into_iter().enumerate() {
         match p.non_empty(name)? {
             Some(v) => out[i] = Some(common::parse_date(name, v)?),
             None if required => {
-                return Err(Failure::invalid(name, "is required (yyyy-MM-dd)"));
+                return Err(ApiError::invalid(name, "is required (yyyy-MM-dd)"));
             }
             None => {}
         }
     }
     if let [Some(s), Some(e)] = out {
         if s > e {
-            return Err(Failure::invalid("start_date", "must not be after end_date"));
+            return Err(ApiError::invalid(
+                "start_date",
+                "must not be after end_date",
+            ));
         }
     }
     Ok((out[0].map(TimeBound::Date), out[1].map(TimeBound::Date)))
 }
 
 /// Parses the list's query string.
-pub(crate) fn parse(pairs: &[(String, String)]) -> Result<Request, Failure> {
-    let p = Params(pairs);
+pub(crate) fn parse(pairs: &[(String, String)]) -> Result<Request, ApiError> {
+    let p = SeedParams(pairs);
     let mut f = Filter::default();
     let order_id = p.non_empty("order_id")?;
     let subscription_id = p.non_empty("subscription_id")?;
@@ -95,11 +104,11 @@ pub(crate) fn parse(pairs: &[(String, String)]) -> Result<Request, Failure> {
                 ),
                 "actor_type",
             )
-            .map_err(Failure::from)?,
+            .map_err(ApiError::from)?,
         ),
         Some(c) if NAMED_CATEGORIES.contains(&c) => f.actor_types = vec![c.into()],
         Some(_) => {
-            return Err(Failure::invalid(
+            return Err(ApiError::invalid(
                 "actor_type",
                 "must be one of customer, admin, api, system",
             ))
@@ -119,7 +128,7 @@ pub(crate) fn parse(pairs: &[(String, String)]) -> Result<Request, Failure> {
             .map(str::to_owned)
             .collect();
         if actions.is_empty() {
-            return Err(Failure::invalid("action", "no action name in the list"));
+            return Err(ApiError::invalid("action", "no action name in the list"));
         }
         f.actions = actions;
     }
@@ -130,7 +139,7 @@ pub(crate) fn parse(pairs: &[(String, String)]) -> Result<Request, Failure> {
         Some(v) => {
             let n = common::parse_int("limit", v)?;
             if n < 1 {
-                return Err(Failure::invalid("limit", "must be between 1 and 100"));
+                return Err(ApiError::invalid("limit", "must be between 1 and 100"));
             }
             // The seed: "limit capped at 100".
             n.min(MAX_LIMIT)
@@ -140,7 +149,7 @@ pub(crate) fn parse(pairs: &[(String, String)]) -> Result<Request, Failure> {
     let limit = u64::try_from(limit).unwrap_or(1);
     // The offset `(page - 1) × limit` must be a number: past u64 it used to saturate silently.
     if (page - 1).checked_mul(limit).is_none() {
-        return Err(Failure::invalid("page", "page × limit is past any offset"));
+        return Err(ApiError::invalid("page", "page × limit is past any offset"));
     }
     Ok(Request {
         filter: f,
@@ -224,11 +233,11 @@ pub(crate) fn list(
     store: &Store,
     tenant: &str,
     pairs: &[(String, String)],
-) -> Result<ListResponse, Failure> {
+) -> Result<ListResponse, ApiError> {
     let req = parse(pairs)?;
     let skip = (req.page - 1)
         .checked_mul(req.limit)
-        .ok_or_else(|| Failure::invalid("page", "page × limit is past any offset"))?;
+        .ok_or_else(|| ApiError::invalid("page", "page × limit is past any offset"))?;
     let limit = usize::try_from(req.limit).unwrap_or(usize::MAX);
     let total = store.count(tenant, &req.filter)?;
     let mut data = Vec::new();
@@ -290,12 +299,12 @@ pub(crate) struct NewEntry {
 }
 
 /// Turns a POST body into the activity it stores, attributed to the API key `key_id`.
-pub(crate) fn new_activity(body: &[u8], key_id: &str) -> Result<NewActivity, Failure> {
+pub(crate) fn new_activity(body: &[u8], key_id: &str) -> Result<NewActivity, ApiError> {
     let e: NewEntry = serde_json::from_slice(body)
-        .map_err(|err| Failure::invalid("body", format!("not a valid entry: {err}")))?;
+        .map_err(|err| ApiError::invalid("body", format!("not a valid entry: {err}")))?;
     let name = e.action.strip_prefix(INTEGRATION_PREFIX).unwrap_or("");
     if name.is_empty() {
-        return Err(Failure::invalid(
+        return Err(ApiError::invalid(
             "action",
             "custom entries must be named integration_<something>",
         ));
@@ -309,13 +318,13 @@ pub(crate) fn new_activity(body: &[u8], key_id: &str) -> Result<NewActivity, Fai
         match (e.loggable_type.as_deref(), e.loggable_id.clone()) {
             (Some(t @ (SUBSCRIPTION | ORDER)), Some(id)) => (t.to_owned(), id),
             (Some(_), _) => {
-                return Err(Failure::invalid(
+                return Err(ApiError::invalid(
                     "loggable_type",
                     "must be subscription or order, with loggable_id",
                 ))
             }
             _ => {
-                return Err(Failure::invalid(
+                return Err(ApiError::invalid(
                     "order_id",
                     "an entry is attached to an order_id or a subscription_id",
                 ))
@@ -360,12 +369,12 @@ pub(crate) fn create(
     tenant: &str,
     body: &[u8],
     key_id: &str,
-) -> Result<Row, Failure> {
+) -> Result<Row, ApiError> {
     let a = new_activity(body, key_id)?;
     let ack = store.append(tenant, a)?;
     let stored = store
         .get(tenant, ack.id)?
-        .ok_or_else(|| Failure::Store(crate::Error::Corrupt("appended entry not found".into())))?;
+        .ok_or_else(|| ApiError::from(crate::Error::Corrupt("appended entry not found".into())))?;
     Ok(row(stored))
 }
 
@@ -380,8 +389,8 @@ pub(crate) fn integration_actions(
     store: &Store,
     tenant: &str,
     pairs: &[(String, String)],
-) -> Result<Values, Failure> {
-    let (since, until) = dates(&Params(pairs), false)?;
+) -> Result<Values, ApiError> {
+    let (since, until) = dates(&SeedParams(pairs), false)?;
     let values = store.facets(
         tenant,
         &FacetRequest {
@@ -409,7 +418,7 @@ fn keep_row_values(
     since: Option<TimeBound>,
     until: Option<TimeBound>,
     filter: impl Fn(&str) -> Filter,
-) -> Result<Values, Failure> {
+) -> Result<Values, ApiError> {
     let mut data = Vec::new();
     for v in values {
         let q = Query {
@@ -436,8 +445,8 @@ pub(crate) fn actors(
     store: &Store,
     tenant: &str,
     pairs: &[(String, String)],
-) -> Result<Values, Failure> {
-    let (since, until) = dates(&Params(pairs), false)?;
+) -> Result<Values, ApiError> {
+    let (since, until) = dates(&SeedParams(pairs), false)?;
     let names = store.facets(
         tenant,
         &FacetRequest {
@@ -454,6 +463,63 @@ pub(crate) fn actors(
         ..Filter::default()
     };
     keep_row_values(store, tenant, names, since, until, filter)
+}
+
+/// `GET /compat/subscriptions/api/activity-logs`.
+pub(super) async fn list_route(
+    State(state): State<AppState>,
+    auth: Auth,
+    Params(pairs): Params,
+) -> Result<Json<ListResponse>, ApiError> {
+    super::run(&state, auth, Access::Read, move |s, auth| {
+        list(s, &auth.tenant, &pairs)
+    })
+    .await
+    .map(Json)
+}
+
+/// `POST /compat/subscriptions/api/activity-logs`: 201 with `{"data": row}`.
+pub(super) async fn create_route(
+    State(state): State<AppState>,
+    auth: Auth,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let row = super::run(&state, auth, Access::Write, move |s, auth| {
+        // A body that could not be read is refused after the key's scope is checked.
+        let body = body.map_err(ApiError::from)?;
+        create(s, &auth.tenant, &body, &auth.key_id)
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "data": row })),
+    ))
+}
+
+/// `GET /compat/subscriptions/api/activity-logs/integration-actions`.
+pub(super) async fn integration_actions_route(
+    State(state): State<AppState>,
+    auth: Auth,
+    Params(pairs): Params,
+) -> Result<Json<Values>, ApiError> {
+    super::run(&state, auth, Access::Read, move |s, auth| {
+        integration_actions(s, &auth.tenant, &pairs)
+    })
+    .await
+    .map(Json)
+}
+
+/// `GET /compat/subscriptions/api/activity-logs/actors`.
+pub(super) async fn actors_route(
+    State(state): State<AppState>,
+    auth: Auth,
+    Params(pairs): Params,
+) -> Result<Json<Values>, ApiError> {
+    super::run(&state, auth, Access::Read, move |s, auth| {
+        actors(s, &auth.tenant, &pairs)
+    })
+    .await
+    .map(Json)
 }
 
 #[cfg(test)]
@@ -539,7 +605,7 @@ mod tests {
     fn a_page_past_any_offset_is_refused() {
         let max = i64::MAX.to_string();
         match parse(&with(&[("page", &max), ("limit", "100")])) {
-            Err(Failure::Invalid { field, .. }) => assert_eq!(field, "page"),
+            Err(e) => assert_eq!(e.field.as_deref(), Some("page")),
             other => panic!("{other:?}"),
         }
         let last = (u64::MAX / 100 + 1).to_string();

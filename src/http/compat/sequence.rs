@@ -5,13 +5,18 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::Arc;
 
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::{Extension, Json};
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::common::{self, Failure, Params};
+use super::common::{self, cursor_error, SeedParams};
+use crate::http::{Access, ApiError, AppState, Params};
 use crate::model::Activity;
 use crate::query::{Filter, Order, Query, MAX_LIMIT};
 use crate::store::Store;
@@ -74,30 +79,33 @@ pub(crate) struct Request {
 }
 
 /// Parses the query string and the `sequence-version` header.
-pub(crate) fn parse(pairs: &[(String, String)], version: Option<&str>) -> Result<Request, Failure> {
+pub(crate) fn parse(
+    pairs: &[(String, String)],
+    version: Option<&str>,
+) -> Result<Request, ApiError> {
     if let Some(v) = version {
         if v != VERSION {
-            return Err(Failure::invalid(
+            return Err(ApiError::invalid(
                 "sequence-version",
                 format!("unsupported API version {v:?}; available: {VERSION}"),
             ));
         }
     }
-    let p = Params(pairs);
+    let p = SeedParams(pairs);
     let limit = usize::try_from(p.int_in("limit", 1, MAX_PAGE, DEFAULT_LIMIT)?).unwrap_or(1);
     let order = match p.non_empty("sortOrder")? {
         None => Order::Desc,
         Some(v) if v.eq_ignore_ascii_case("DESC") => Order::Desc,
         Some(v) if v.eq_ignore_ascii_case("ASC") => Order::Asc,
-        Some(_) => return Err(Failure::invalid("sortOrder", "must be ASC or DESC")),
+        Some(_) => return Err(ApiError::invalid("sortOrder", "must be ASC or DESC")),
     };
-    let token = |dir: Dir| -> Result<Option<(Dir, String)>, Failure> {
+    let token = |dir: Dir| -> Result<Option<(Dir, String)>, ApiError> {
         let Some(t) = p.non_empty(dir.param())? else {
             return Ok(None);
         };
         match t.strip_prefix(dir.tag()) {
             Some(c) if !c.is_empty() => Ok(Some((dir, c.to_owned()))),
-            _ => Err(Failure::invalid(
+            _ => Err(ApiError::invalid(
                 dir.param(),
                 format!("not a pagination.{} value of this API", dir.param()),
             )),
@@ -105,14 +113,17 @@ pub(crate) fn parse(pairs: &[(String, String)], version: Option<&str>) -> Result
     };
     let cursor = match (token(Dir::After)?, token(Dir::Before)?) {
         (Some(_), Some(_)) => {
-            return Err(Failure::invalid("before", "give before or after, not both"));
+            return Err(ApiError::invalid(
+                "before",
+                "give before or after, not both",
+            ));
         }
         (c, None) | (None, c) => c,
     };
     let mut filter = Filter::default();
     if let Some(v) = p.non_empty("activityLogObjectId")? {
         let id = Uuid::parse_str(v)
-            .map_err(|_| Failure::invalid("activityLogObjectId", "must be a UUID"))?;
+            .map_err(|_| ApiError::invalid("activityLogObjectId", "must be a UUID"))?;
         filter.ids = vec![object_ref_id(id)];
     }
     if let Some(v) = p.non_empty("activityLogObjectEntityId")? {
@@ -460,11 +471,11 @@ pub(crate) fn list(
     pairs: &[(String, String)],
     version: Option<&str>,
     counts: &CountCache,
-) -> Result<Response, Failure> {
+) -> Result<Response, ApiError> {
     let req = parse(pairs, version)?;
     let param = req.cursor.as_ref().map_or("after", |(d, _)| d.param());
     let page = page_logs(store, tenant, &req.filter, req.order, req.cursor, req.limit)
-        .map_err(|e| Failure::store_with_cursor(e, param))?;
+        .map_err(|e| cursor_error(e, param))?;
     tracing::debug!(rows_read = page.rows_read, "sequence page");
     let total = count_logs(store, tenant, &req.filter, counts)?;
     Ok(Response {
@@ -475,6 +486,27 @@ pub(crate) fn list(
             total_result_size: total,
         },
     })
+}
+
+/// `GET /compat/sequence/activity-logs`, with the seed's optional `sequence-version` header.
+pub(super) async fn list_route(
+    State(state): State<AppState>,
+    Extension(counts): Extension<Arc<CountCache>>,
+    headers: HeaderMap,
+    Params(pairs): Params,
+) -> Result<Json<Response>, ApiError> {
+    let auth = super::authorize(&state, &headers, None).await?;
+    // Read now, refused (after the key's scope is checked) inside the call.
+    let version = match headers.get("sequence-version").map(HeaderValue::to_str) {
+        None => Ok(None),
+        Some(Ok(v)) => Ok(Some(v.to_owned())),
+        Some(Err(_)) => Err(ApiError::invalid("sequence-version", "header is not ASCII")),
+    };
+    let page = super::run(&state, auth, Access::Read, move |s, auth| {
+        list(s, &auth.tenant, &pairs, version?.as_deref(), &counts)
+    })
+    .await?;
+    Ok(Json(page))
 }
 
 #[cfg(test)]

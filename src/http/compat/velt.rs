@@ -1,14 +1,18 @@
 //! Velt: `POST /v2/activities/get` (seed 003). The query is a JSON body; pages go forward with
 //! `pageToken` (a store cursor); failures are `{"error": {"message", "status"}}`.
 
-use axum::http::StatusCode;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::common::Failure;
+use super::common::cursor_error;
+use crate::http::{Access, ApiError, AppState};
 use crate::model::Activity;
 use crate::query::{Condition, Field, Op, Operand, Order, Query, MAX_LIMIT};
 use crate::store::Store;
@@ -20,7 +24,7 @@ const DEFAULT_PAGE_SIZE: i64 = 50;
 /// The body's `data` object.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Params {
+pub(crate) struct Data {
     organization_id: Option<String>,
     document_id: Option<String>,
     target_entity_id: Option<String>,
@@ -51,25 +55,25 @@ pub(crate) struct Request {
 }
 
 /// Parses the request body.
-pub(crate) fn parse(body: &[u8]) -> Result<Request, Failure> {
+pub(crate) fn parse(body: &[u8]) -> Result<Request, ApiError> {
     let b: Body = serde_json::from_slice(body)
-        .map_err(|e| Failure::invalid("body", format!("not valid JSON: {e}")))?;
+        .map_err(|e| ApiError::invalid("body", format!("not valid JSON: {e}")))?;
     let data = match b.data {
         Some(d @ Value::Object(_)) => d,
-        Some(_) => return Err(Failure::invalid("data", "must be an object")),
-        None => return Err(Failure::invalid("data", "is required")),
+        Some(_) => return Err(ApiError::invalid("data", "must be an object")),
+        None => return Err(ApiError::invalid("data", "is required")),
     };
-    let p: Params =
-        serde_json::from_value(data).map_err(|e| Failure::invalid("data", e.to_string()))?;
+    let p: Data =
+        serde_json::from_value(data).map_err(|e| ApiError::invalid("data", e.to_string()))?;
     let organization_id = p
         .organization_id
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| Failure::invalid("organizationId", "is required"))?;
+        .ok_or_else(|| ApiError::invalid("organizationId", "is required"))?;
     let order = match p.order.as_deref() {
         None => Order::Desc,
         Some(o) if o.eq_ignore_ascii_case("desc") => Order::Desc,
         Some(o) if o.eq_ignore_ascii_case("asc") => Order::Asc,
-        Some(_) => return Err(Failure::invalid("order", "must be asc or desc")),
+        Some(_) => return Err(ApiError::invalid("order", "must be asc or desc")),
     };
     let mut q = Query {
         order,
@@ -81,8 +85,8 @@ pub(crate) fn parse(body: &[u8]) -> Result<Request, Failure> {
         Some(Value::Number(n)) => n
             .as_i64()
             .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| Failure::invalid("pageSize", format!("must be between 1 and {max}")))?,
-        Some(_) => return Err(Failure::invalid("pageSize", "must be a number")),
+            .ok_or_else(|| ApiError::invalid("pageSize", format!("must be between 1 and {max}")))?,
+        Some(_) => return Err(ApiError::invalid("pageSize", "must be a number")),
     };
     q.limit = usize::try_from(size).unwrap_or(1);
     q.cursor = p.page_token.filter(|t| !t.is_empty());
@@ -107,7 +111,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<Request, Failure> {
                 Op::In(actions.into_iter().map(Operand::Str).collect()),
                 "actionTypes",
             )
-            .map_err(Failure::from)?,
+            .map_err(ApiError::from)?,
         );
     }
     let ids = p.activity_ids.unwrap_or_default();
@@ -202,13 +206,13 @@ pub(crate) fn get(
     tenant: &str,
     req: Request,
     api_key: Option<&str>,
-) -> std::result::Result<Response, Failure> {
+) -> Result<Response, ApiError> {
     let (data, page_token) = if req.matches_nothing {
         (Vec::new(), None)
     } else {
         let page = store
             .query(tenant, &req.query)
-            .map_err(|e| Failure::store_with_cursor(e, "pageToken"))?;
+            .map_err(|e| cursor_error(e, "pageToken"))?;
         (
             page.items
                 .into_iter()
@@ -241,23 +245,89 @@ pub(crate) fn status_name(s: StatusCode) -> &'static str {
     }
 }
 
-/// Velt's failure shape.
-pub(crate) fn error(status: StatusCode, message: &str) -> axum::response::Response {
-    (
-        status,
-        Json(json!({ "error": { "message": message, "status": status_name(status) } })),
-    )
-        .into_response()
+/// A failure in Velt's shape, `{"error": {"message", "status"}}`: the native error's message
+/// (prefixed by its field when it does not already start with it) and the gRPC-style name of its
+/// status. Every failure of the Velt route, authentication and body errors included, is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VeltError {
+    status: StatusCode,
+    message: String,
 }
 
-/// A failure in Velt's shape.
-pub(crate) fn failure(f: Failure) -> axum::response::Response {
-    let e = crate::http::ApiError::from(f);
-    let message = match &e.field {
-        Some(field) if !e.message.starts_with(field.as_str()) => format!("{field}: {}", e.message),
-        _ => e.message.clone(),
-    };
-    error(e.status, &message)
+impl VeltError {
+    fn new(status: StatusCode, message: impl Into<String>) -> VeltError {
+        VeltError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ApiError> for VeltError {
+    fn from(e: ApiError) -> VeltError {
+        let message = match &e.field {
+            Some(field) if !e.message.starts_with(field.as_str()) => {
+                format!("{field}: {}", e.message)
+            }
+            _ => e.message,
+        };
+        VeltError::new(e.status, message)
+    }
+}
+
+impl From<BytesRejection> for VeltError {
+    fn from(r: BytesRejection) -> VeltError {
+        ApiError::from(r).into()
+    }
+}
+
+impl IntoResponse for VeltError {
+    fn into_response(self) -> axum::response::Response {
+        (
+            self.status,
+            Json(
+                json!({ "error": { "message": self.message, "status": status_name(self.status) } }),
+            ),
+        )
+            .into_response()
+    }
+}
+
+/// `POST /compat/velt/v2/activities/get`. The body is read first (it names the organization,
+/// which is the tenant), then the seed's two headers are required unless the native
+/// `Authorization` is given.
+pub(super) async fn get_route(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Response>, VeltError> {
+    let req = parse(&body?)?;
+    let api_key = headers
+        .get("x-velt-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if !headers.contains_key(header::AUTHORIZATION) {
+        for (name, present) in [
+            ("x-velt-api-key", api_key.is_some()),
+            (
+                "x-velt-auth-token",
+                headers.contains_key("x-velt-auth-token"),
+            ),
+        ] {
+            if !present {
+                return Err(VeltError::new(
+                    StatusCode::UNAUTHORIZED,
+                    format!("{name} header is required"),
+                ));
+            }
+        }
+    }
+    let auth = super::authorize(&state, &headers, Some(req.organization_id.clone())).await?;
+    let page = super::run(&state, auth, Access::Read, move |s, auth| {
+        get(s, &auth.tenant, req, api_key.as_deref())
+    })
+    .await?;
+    Ok(Json(page))
 }
 
 #[cfg(test)]
@@ -315,7 +385,7 @@ mod tests {
             r#"{"data": {"organizationId": "o", "featureTypes": "comment"}}"#,
         ] {
             assert!(
-                matches!(parse(bad.as_bytes()), Err(Failure::Invalid { .. })),
+                matches!(parse(bad.as_bytes()), Err(ApiError { field: Some(_), .. })),
                 "{bad}"
             );
         }

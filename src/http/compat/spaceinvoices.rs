@@ -1,18 +1,23 @@
 //! Space Invoices: `GET /activities` (seed 000). Cursor pages straight off the store's own cursors;
 //! the JSON `query` parameter becomes `q` conditions over the six fields the seed allows.
 
-use chrono::{DateTime, Utc};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::common::{self, Failure, Params};
+use super::common::{self, cursor_error, SeedParams};
+use crate::http::auth::tenant_header;
+use crate::http::filters::{tenant_tz, QGrammar};
+use crate::http::{Access, ApiError, AppState, Params};
 use crate::model::Activity;
 use crate::query::{Condition, Field, Op, Operand, Order, Page, Query, MAX_LIMIT};
-use crate::store::Store;
+use crate::store::{Scope, Store};
 
 const DEFAULT_LIMIT: i64 = 10;
 /// The fields the seed lets `query` name.
-const ALLOWED_FIELDS: [&str; 6] = [
+const ALLOWED_FIELDS: &[&str] = &[
     "id",
     "resource_type",
     "resource_id",
@@ -20,6 +25,14 @@ const ALLOWED_FIELDS: [&str; 6] = [
     "actor_type",
     "created_at",
 ];
+
+/// The `query` parameter: API v1's `q` grammar over the seed's six fields, its errors naming
+/// the operator too (`query.FIELD.OPERATOR`).
+const QUERY: QGrammar = QGrammar {
+    root: "query",
+    fields: Some(ALLOWED_FIELDS),
+    operator_in_field: true,
+};
 
 /// A parsed request.
 #[derive(Debug)]
@@ -30,8 +43,8 @@ pub(crate) struct Request {
 }
 
 /// Parses the query string. `tz` is the tenant's zone, for `yyyy-MM-dd` dates in `query`.
-pub(crate) fn parse(pairs: &[(String, String)], tz: chrono_tz::Tz) -> Result<Request, Failure> {
-    let p = Params(pairs);
+pub(crate) fn parse(pairs: &[(String, String)], tz: chrono_tz::Tz) -> Result<Request, ApiError> {
+    let p = SeedParams(pairs);
     let mut q = Query {
         limit: usize::try_from(p.int_in(
             "limit",
@@ -46,7 +59,7 @@ pub(crate) fn parse(pairs: &[(String, String)], tz: chrono_tz::Tz) -> Result<Req
     let prev = p.non_empty("prev_cursor")?;
     q.cursor = match (next, prev) {
         (Some(_), Some(_)) => {
-            return Err(Failure::invalid(
+            return Err(ApiError::invalid(
                 "prev_cursor",
                 "give next_cursor or prev_cursor, not both",
             ))
@@ -63,7 +76,7 @@ pub(crate) fn parse(pairs: &[(String, String)], tz: chrono_tz::Tz) -> Result<Req
         Some("created_at" | "+created_at" | "created_at:asc" | "created_at asc") => Order::Asc,
         Some("-created_at" | "created_at:desc" | "created_at desc") => Order::Desc,
         Some(other) => {
-            return Err(Failure::invalid(
+            return Err(ApiError::invalid(
                 "order_by",
                 format!(
                     "{other:?}: activities sort by created_at only (created_at or -created_at)"
@@ -89,7 +102,7 @@ pub(crate) fn parse(pairs: &[(String, String)], tz: chrono_tz::Tz) -> Result<Req
                 Op::Equals(Operand::Str(v.to_owned())),
                 "action",
             )
-            .map_err(Failure::from)?,
+            .map_err(ApiError::from)?,
         );
     }
     q.filter.validate_window(tz, "query.created_at")?;
@@ -99,171 +112,9 @@ pub(crate) fn parse(pairs: &[(String, String)], tz: chrono_tz::Tz) -> Result<Req
     })
 }
 
-/// The `query` parameter: `{field: value | {operator: operand, ...}, ...}`.
-pub(crate) fn parse_json_query(text: &str, tz: chrono_tz::Tz) -> Result<Vec<Condition>, Failure> {
-    let v: Value = serde_json::from_str(text)
-        .map_err(|e| Failure::invalid("query", format!("not valid JSON: {e}")))?;
-    let Value::Object(fields) = v else {
-        return Err(Failure::invalid("query", "must be a JSON object"));
-    };
-    let mut out = Vec::new();
-    for (name, spec) in fields {
-        let at = format!("query.{name}");
-        if !ALLOWED_FIELDS.contains(&name.as_str()) {
-            return Err(Failure::invalid(
-                at,
-                format!(
-                    "field {name:?} cannot be queried; allowed fields: {}",
-                    ALLOWED_FIELDS.join(", ")
-                ),
-            ));
-        }
-        let field = Field::parse(&name).ok_or_else(|| Failure::invalid(&at, "unknown field"))?;
-        let is_time = field == Field::CreatedAt;
-        let ops: Vec<(String, Value)> = match spec {
-            Value::Object(m) => {
-                if m.is_empty() {
-                    return Err(Failure::invalid(at, "an empty operator object"));
-                }
-                m.into_iter().collect()
-            }
-            direct => vec![("equals".to_owned(), direct)],
-        };
-        for (op_name, operand) in ops {
-            let op_at = format!("{at}.{op_name}");
-            for op in build_op(&op_name, operand, is_time, tz, &op_at)? {
-                out.push(
-                    Condition::new(field.clone(), op, &op_at)
-                        .map_err(|e| Failure::store_with_cursor(e, "query"))?,
-                );
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Which end of a day a date operand stands for.
-#[derive(Clone, Copy)]
-enum DayEnd {
-    Start,
-    End,
-}
-
-fn operand(
-    v: &Value,
-    is_time: bool,
-    tz: chrono_tz::Tz,
-    end: DayEnd,
-    at: &str,
-) -> Result<Operand, Failure> {
-    if is_time {
-        return time_operand(v, tz, end, at).map(Operand::Time);
-    }
-    match v {
-        Value::String(s) => Ok(Operand::Str(s.clone())),
-        Value::Number(n) => Ok(Operand::Str(n.to_string())),
-        _ => Err(Failure::invalid(at, "must be a string")),
-    }
-}
-
-fn time_operand(
-    v: &Value,
-    tz: chrono_tz::Tz,
-    end: DayEnd,
-    at: &str,
-) -> Result<DateTime<Utc>, Failure> {
-    match v {
-        Value::Number(n) => n
-            .as_i64()
-            .and_then(chrono::DateTime::from_timestamp_millis)
-            .ok_or_else(|| Failure::invalid(at, "not an epoch-milliseconds timestamp")),
-        Value::String(s) => {
-            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-                return Ok(crate::model::truncate_to_micros(t.with_timezone(&Utc)));
-            }
-            let d = common::parse_date(at, s).map_err(|_| {
-                Failure::invalid(
-                    at,
-                    format!("{s:?} is neither an RFC 3339 time nor a yyyy-MM-dd date"),
-                )
-            })?;
-            Ok(match end {
-                DayEnd::Start => common::day_start(d, tz),
-                DayEnd::End => common::day_end(d, tz),
-            })
-        }
-        _ => Err(Failure::invalid(at, "must be a timestamp or a date")),
-    }
-}
-
-fn is_date(v: &Value) -> bool {
-    matches!(v, Value::String(s) if s.len() == 10)
-}
-
-fn build_op(
-    name: &str,
-    v: Value,
-    is_time: bool,
-    tz: chrono_tz::Tz,
-    at: &str,
-) -> Result<Vec<Op>, Failure> {
-    use DayEnd::{End, Start};
-    let one = |end| operand(&v, is_time, tz, end, at);
-    let list = |v: &Value| -> Result<Vec<Operand>, Failure> {
-        let Value::Array(items) = v else {
-            return Err(Failure::invalid(at, "must be an array"));
-        };
-        items
-            .iter()
-            .map(|x| operand(x, is_time, tz, Start, at))
-            .collect()
-    };
-    let text = || match &v {
-        Value::String(s) => Ok(s.clone()),
-        _ => Err(Failure::invalid(at, "must be a string")),
-    };
-    Ok(match name {
-        "equals" => {
-            if v.is_null() {
-                return Err(Failure::invalid(at, "must not be null"));
-            }
-            if is_time && is_date(&v) {
-                // A date means every instant of that day.
-                vec![Op::Between(one(Start)?, one(End)?)]
-            } else {
-                vec![Op::Equals(one(Start)?)]
-            }
-        }
-        "gt" => vec![Op::Gt(one(End)?)],
-        "gte" => vec![Op::Gte(one(Start)?)],
-        "lt" => vec![Op::Lt(one(Start)?)],
-        "lte" => vec![Op::Lte(one(End)?)],
-        "in" => vec![Op::In(list(&v)?)],
-        "notIn" => vec![Op::NotIn(list(&v)?)],
-        "contains" => vec![Op::Contains(text()?)],
-        "startsWith" => vec![Op::StartsWith(text()?)],
-        "endsWith" => vec![Op::EndsWith(text()?)],
-        "between" => {
-            let Value::Array(items) = &v else {
-                return Err(Failure::invalid(at, "must be an array [min, max]"));
-            };
-            let [lo, hi] = items.as_slice() else {
-                return Err(Failure::invalid(at, "must be an array [min, max]"));
-            };
-            vec![Op::Between(
-                operand(lo, is_time, tz, Start, at)?,
-                operand(hi, is_time, tz, End, at)?,
-            )]
-        }
-        other => {
-            return Err(Failure::invalid(
-                at,
-                format!(
-                    "unknown operator {other:?}; use equals, gte, lte, gt, lt, in, notIn, contains, startsWith, endsWith or between"
-                ),
-            ))
-        }
-    })
+/// The `query` parameter: `{field: value | {operator: operand, ...}, ...}` ([`QUERY`]).
+pub(crate) fn parse_json_query(text: &str, tz: chrono_tz::Tz) -> Result<Vec<Condition>, ApiError> {
+    QUERY.parse_str(text, tz)
 }
 
 /// One activity in the seed's shape.
@@ -340,21 +191,50 @@ pub(crate) fn list(
     store: &Store,
     tenant: &str,
     pairs: &[(String, String)],
-) -> Result<Response, Failure> {
-    let t = store
-        .tenant(tenant)
-        .ok_or_else(|| Failure::Store(crate::Error::TenantNotFound(tenant.to_owned())))?;
-    let tz = crate::model::parse_timezone(&t.settings.timezone)?;
-    let req = parse(pairs, tz)?;
-    let cursor_param = if Params(pairs).non_empty("prev_cursor")?.is_some() {
+) -> Result<Response, ApiError> {
+    let req = parse(pairs, tenant_tz(store, tenant))?;
+    let cursor_param = if SeedParams(pairs).non_empty("prev_cursor")?.is_some() {
         "prev_cursor"
     } else {
         "next_cursor"
     };
     let page = store
         .query(tenant, &req.query)
-        .map_err(|e| Failure::store_with_cursor(e, cursor_param))?;
+        .map_err(|e| cursor_error(e, cursor_param))?;
     Ok(render(tenant, page, req.include_total))
+}
+
+/// `GET /compat/spaceinvoices/activities`. The seed names its header both `entity_id` (the
+/// parameter list) and `x-entity-id` (the example); the second is the HTTP layer's tenant alias,
+/// the first is read here. nginx and other proxies drop header names with underscores by
+/// default, so an admin key must name its entity: without one the request is a 400, never a read
+/// of the default tenant.
+pub(super) async fn list_route(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Params(pairs): Params,
+) -> Result<Json<Response>, ApiError> {
+    let entity = match headers.get("entity_id").map(HeaderValue::to_str) {
+        None => None,
+        // An empty header names nothing, as with the other tenant headers.
+        Some(Ok(v)) => Some(v.trim().to_owned()).filter(|v| !v.is_empty()),
+        Some(Err(_)) => return Err(ApiError::invalid("entity_id", "header is not ASCII")),
+    };
+    let entity = tenant_header(&headers)?.or(entity);
+    let names_entity = entity.is_some();
+    let auth = super::authorize(&state, &headers, entity).await?;
+    if auth.scope == Scope::Admin && !names_entity {
+        return Err(ApiError::invalid(
+            "x-entity-id",
+            "the admin key must name the entity in x-entity-id (the entity_id spelling is \
+             dropped by many proxies, so it cannot be relied on)",
+        ));
+    }
+    let page = super::run(&state, auth, Access::Read, move |s, auth| {
+        list(s, &auth.tenant, &pairs)
+    })
+    .await?;
+    Ok(Json(page))
 }
 
 #[cfg(test)]
@@ -362,6 +242,7 @@ mod tests {
     use super::*;
     use crate::model::{Actor, NewActivity, ObjectRef, TenantSettings};
     use crate::store::Options;
+    use chrono::{DateTime, Utc};
     use serde_json::json;
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -472,10 +353,30 @@ mod tests {
             (r#"{"#, "query"),
         ] {
             match parse_json_query(q, utc()) {
-                Err(Failure::Invalid { field: f, .. }) => assert_eq!(f, field, "{q}"),
+                Err(e) => assert_eq!(e.field.as_deref(), Some(field), "{q}"),
                 other => panic!("{q}: {other:?}"),
             }
         }
+    }
+
+    /// `query` is API v1's `q` grammar over six fields, and takes what that grammar takes where
+    /// the two used to differ: an object naming a key twice is refused (it used to mean the
+    /// last one), a boolean is compared as text and a string of digits is epoch milliseconds
+    /// (both used to be refused), a bare array is refused naming the field rather than its
+    /// implied `equals`.
+    #[test]
+    fn json_query_follows_the_v1_grammar() {
+        let e = parse_json_query(r#"{"action":"a","action":"b"}"#, utc()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("query"));
+        let c = parse_json_query(r#"{"action":true}"#, utc()).unwrap();
+        assert_eq!(c[0].op(), &Op::Equals(Operand::Str("true".into())));
+        let c = parse_json_query(r#"{"created_at":{"gte":"1700000000000"}}"#, utc()).unwrap();
+        let Op::Gte(Operand::Time(t)) = c[0].op() else {
+            panic!("{c:?}")
+        };
+        assert_eq!(t.timestamp_millis(), 1_700_000_000_000);
+        let e = parse_json_query(r#"{"action":["a"]}"#, utc()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("query.action"));
     }
 
     #[test]
@@ -521,7 +422,7 @@ mod tests {
         assert_eq!(serde_json::to_value(&r).unwrap()["pagination"]["total"], -1);
         assert!(matches!(
             list(&store, "ent_1", &pairs(&[("next_cursor", "forged")])),
-            Err(Failure::Invalid { field, .. }) if field == "next_cursor"
+            Err(e) if e.field.as_deref() == Some("next_cursor")
         ));
     }
 }
