@@ -320,7 +320,7 @@ async fn live_tail_shows_new_activities_of_the_filter_at_the_top() {
             Duration::from_secs(10),
         )
         .await?;
-        eprintln!("tail: the new activity showed after {:?} (polling every 2 s)", posted.elapsed());
+        eprintln!("tail: the new activity showed after {:?} (through the stream)", posted.elapsed());
         b.screenshot("live").await?;
         // Nothing else arrives, nothing twice.
         tokio::time::sleep(Duration::from_millis(2500)).await;

@@ -167,7 +167,7 @@ function startTail() {
   const gen = state.gen;
   state.tail = new LiveTail({
     params: apiParams(state.view.filter),
-    newest: list.items[0] || null,
+    after: list.items.reduce((m, a) => Math.max(m, a.seq || 0), 0),
     known: (id) => state.ids.has(id),
     onItems: (items) => {
       if (gen !== state.gen) return;

@@ -1,79 +1,92 @@
-// The live tail: new activities of the current filter, handed over newest first.
+// The live tail: new activities of the current filter, in the log's own order.
 //
-// Today it polls GET /v1/activities (newest first) every 2 s for activities at or after the
-// newest one shown, dropping the ids already shown. That misses an activity written later with
-// an older `created_at` than the newest shown (writers may set `created_at`), because the list
-// is in `created_at` order. The fix is the log's own order: once the server has
-// `GET /v1/activities/stream` (Server-Sent Events in append (`seq`) order), `start` becomes
-//
-//   const es = new EventSource(`/v1/activities/stream?${params}&cursor=${cursor}`);
-//   es.onmessage = (e) => onItems([JSON.parse(e.data)]);
-//
-// with `cursor` the position of the list's first page, so the tail starts exactly where the
-// list did. Open question for that switch: EventSource cannot set an Authorization header, so
-// the stream needs another credential (a short-lived, read-only token minted by the API for
-// this filter, or a cookie session); the API key must not go into the stream's URL.
+// It reads GET /v1/activities/stream (Server-Sent Events in append (`seq`) order) with fetch,
+// not EventSource: EventSource cannot send an Authorization header, and the key must not go
+// into a URL. The stream resumes after the largest `seq` shown when the tail starts (every
+// activity appended since the list was read, whatever its `created_at`); each event's id is its
+// `seq`, so after a dropped connection (a server restart, say) the tail reconnects after the
+// last one it received and misses nothing. Ids already shown are dropped.
 
 import { api } from './api.js';
 
-const POLL_MS = 2000;
-// Pages followed in one poll before giving up on catching up (then the next poll goes on).
-const MAX_PAGES = 10;
-const PAGE = 100;
+// Pause before reconnecting after the stream ended or failed.
+const RETRY_MS = 1000;
 
 export class LiveTail {
   /**
-   * `params`: the filter's query parameters. `newest`: the newest activity shown, or null.
+   * `params`: the filter's query parameters. `after`: the largest `seq` shown (0 if none).
    * `known(id)`: whether an id is already shown. `onItems(items)`: new activities, newest
-   * first. `onError(err)`: a failed poll (the tail keeps polling).
+   * first. `onError(err)`: a failed connection (the tail reconnects).
    */
-  constructor({ params, newest, known, onItems, onError }) {
+  constructor({ params, after, known, onItems, onError }) {
     this.params = params;
-    this.newest = newest;
+    this.after = after || 0;
     this.known = known;
     this.onItems = onItems;
     this.onError = onError;
-    this.timer = 0;
     this.running = false;
+    this.abort = null;
   }
 
   start() {
     if (this.running) return;
     this.running = true;
-    this.timer = setTimeout(() => this.poll(), POLL_MS);
+    this.run();
   }
 
   stop() {
     this.running = false;
-    clearTimeout(this.timer);
+    if (this.abort) this.abort.abort();
   }
 
-  async poll() {
-    if (!this.running) return;
-    try {
-      const fresh = [];
-      let cursor = null;
-      for (let page = 0; page < MAX_PAGES; page++) {
+  async run() {
+    while (this.running) {
+      this.abort = new AbortController();
+      try {
         const p = new URLSearchParams(this.params);
-        if (this.newest) {
-          // `since` may be the user's own filter, so the bound goes in as one more (ANDed) q.
-          p.append('q', JSON.stringify({ created_at: { gte: this.newest.created_at } }));
+        p.set('cursor', String(this.after));
+        const resp = await api('/v1/activities/stream', {
+          params: p,
+          raw: true,
+          signal: this.abort.signal,
+        });
+        const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buf = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done || !this.running) break;
+          buf += value;
+          let end;
+          const fresh = [];
+          while ((end = buf.indexOf('\n\n')) >= 0) {
+            const a = this.parse(buf.slice(0, end));
+            buf = buf.slice(end + 2);
+            if (a && !this.known(a.id)) fresh.push(a);
+          }
+          if (fresh.length && this.running) this.onItems(fresh.reverse());
         }
-        p.set('limit', String(PAGE));
-        if (cursor) p.set('cursor', cursor);
-        const r = await api('/v1/activities', { params: p });
+      } catch (e) {
         if (!this.running) return;
-        for (const a of r.data) if (!this.known(a.id)) fresh.push(a);
-        cursor = r.pagination.next_cursor;
-        if (!r.pagination.has_more || !cursor) break;
+        this.onError(e);
       }
-      if (fresh.length) {
-        this.newest = fresh[0];
-        this.onItems(fresh);
-      }
-    } catch (e) {
-      if (this.running) this.onError(e);
+      if (this.running) await new Promise((r) => setTimeout(r, RETRY_MS));
     }
-    if (this.running) this.timer = setTimeout(() => this.poll(), POLL_MS);
+  }
+
+  // One event block: an activity (its id moves the resume position), or null (a keep-alive
+  // comment, an error event).
+  parse(block) {
+    let event = 'message';
+    let id = null;
+    let data = '';
+    for (const line of block.split('\n')) {
+      if (line.startsWith('event:')) event = line.slice(6).trim();
+      else if (line.startsWith('id:')) id = line.slice(3).trim();
+      else if (line.startsWith('data:')) data += line.slice(5).trimStart();
+    }
+    if (event === 'error' && data) throw new Error(JSON.parse(data).error.message);
+    if (event !== 'activity' || !data) return null;
+    if (id) this.after = Math.max(this.after, Number(id));
+    return JSON.parse(data);
   }
 }
