@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::store::StorageError;
+
 /// Everything that can go wrong in the library. Expected outcomes (an id that is not there, an
 /// empty page) are values, not errors.
 #[derive(Debug, thiserror::Error)]
@@ -30,8 +32,8 @@ pub enum Error {
     UnsupportedFormat { found: u32, supported: u32 },
     /// The storage engine failed.
     #[error("storage error: {0}")]
-    Storage(#[from] sled::Error),
-    /// The storage engine panicked (sled 0.34 may panic on some damaged files).
+    Storage(#[from] StorageError),
+    /// The storage engine panicked (the engine may panic on some damaged files).
     #[error("storage engine panicked: {0}")]
     EnginePanic(String),
     /// An I/O error outside the storage engine.

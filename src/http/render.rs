@@ -542,7 +542,7 @@ mod tests {
                 .iter()
                 .map(|a| {
                     let (pos, bytes) = stored(a);
-                    Record::new(pos, sled::IVec::from(bytes))
+                    Record::from_bytes(pos, &bytes)
                 })
                 .collect();
             let owned = Page {

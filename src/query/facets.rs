@@ -9,11 +9,10 @@ use std::ops::Bound;
 use uuid::Uuid;
 
 use super::budget::{self, what};
-use super::plan::for_each_distinct_value;
 use super::{filter, Filter, TimeBound};
 use crate::error::{Error, Result};
 use crate::store::keys::{self, IndexKind, Pos};
-use crate::store::{postings, Store};
+use crate::store::Store;
 
 /// A field that facets can enumerate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,7 +130,7 @@ impl TopK {
 impl Store {
     /// Distinct values of a field with their counts, most frequent first, ties by value.
     pub fn facets(&self, tenant: &str, req: &FacetRequest) -> Result<Vec<FacetValue>> {
-        // Like `query`: a panic inside sled becomes `Error::EnginePanic`.
+        // Like `query`: a panic inside the engine becomes `Error::EnginePanic`.
         self.read_guard("facets", || self.facets_inner(tenant, req))
     }
 
@@ -140,9 +139,7 @@ impl Store {
         let info = self.tenant_info(tenant)?;
         let mut prefix = keys::index_kind_prefix(info.no, IndexKind::Context);
         keys::push_escaped(&mut prefix, key);
-        self.read_guard("facets", || {
-            Ok(self.log.scan_prefix(&prefix).next().transpose()?.is_some())
-        })
+        self.read_guard("facets", || self.any_key_under(&prefix))
     }
 
     fn facets_inner(&self, tenant: &str, req: &FacetRequest) -> Result<Vec<FacetValue>> {
@@ -186,25 +183,19 @@ impl Store {
         // Each value is counted as it is found and only the best `limit` are kept, so memory
         // is one page of values whatever the field's cardinality.
         let mut top = TopK::new(req.limit);
-        let complete = for_each_distinct_value(
-            &self.log,
-            &scan,
-            value_start,
-            MAX_DISTINCT,
-            what::FACETS,
-            |value, prefix| {
+        let complete =
+            self.for_each_distinct_value(&scan, value_start, MAX_DISTINCT, |value, prefix| {
+                budget::charge(1, what::FACETS)?;
                 budget::check()?;
-                let count = postings::count(&self.log, &prefix, lo, hi, || {
-                    budget::charge(1, what::FACETS)
-                })?;
+                let count =
+                    self.count_positions(&prefix, lo, hi, || budget::charge(1, what::FACETS))?;
                 if count > 0 {
                     let value = String::from_utf8(value)
                         .map_err(|_| Error::Corrupt("facet value".into()))?;
                     top.offer(FacetValue { value, count });
                 }
                 Ok(())
-            },
-        )?;
+            })?;
         if !complete {
             return Err(Error::invalid(
                 "field",

@@ -347,7 +347,7 @@ impl Store {
     /// [`Store::query`], with each item the record as stored, to be read in place
     /// ([`Record::view`]) instead of decoded into an owned [`Activity`].
     pub fn query_records(&self, tenant: &str, q: &Query) -> Result<Page<Record>> {
-        // A panic inside sled (it has some on damaged files) becomes `Error::EnginePanic` here instead of unwinding into the caller.
+        // A panic inside the engine (sled has some on damaged files) becomes `Error::EnginePanic` here instead of unwinding into the caller.
         self.read_guard("query", || self.query_inner(tenant, q))
     }
 
@@ -368,7 +368,7 @@ impl Store {
             id: a.id,
         };
         cursor::encode(
-            &self.secret,
+            self,
             tenant,
             cursor::fingerprint(filter, order),
             forward,
@@ -390,7 +390,7 @@ impl Store {
         let (forward, after) = match &q.cursor {
             None => (true, None),
             Some(c) => {
-                let c = cursor::decode(&self.secret, tenant, fingerprint, c)?;
+                let c = cursor::decode(self, tenant, fingerprint, c)?;
                 (c.forward, Some(c.pos))
             }
         };
@@ -406,7 +406,7 @@ impl Store {
             items.reverse();
         }
         let pos = Record::pos;
-        let mk = |fwd: bool, p: Pos| cursor::encode(&self.secret, tenant, fingerprint, fwd, p);
+        let mk = |fwd: bool, p: Pos| cursor::encode(self, tenant, fingerprint, fwd, p);
         let (next_cursor, prev_cursor) = if forward {
             let next = if more {
                 items.last().map(|a| mk(true, pos(a)))

@@ -400,6 +400,12 @@ impl Record {
         Record { pos, bytes }
     }
 
+    /// A record of bytes that were never stored (for tests of writers).
+    #[cfg(test)]
+    pub(crate) fn from_bytes(pos: Pos, bytes: &[u8]) -> Record {
+        Record::new(pos, sled::IVec::from(bytes))
+    }
+
     pub(crate) fn pos(&self) -> Pos {
         self.pos
     }

@@ -11,6 +11,8 @@ pub(crate) mod keys;
 mod meta;
 mod migrate;
 pub(crate) mod postings;
+mod scan;
+mod secret;
 mod verify;
 
 use std::collections::HashMap;
@@ -30,7 +32,34 @@ use crate::model::{
 pub use codec::{ActivityRef, ActorRef, ContextIter, ContextRef, DisplayRef, ObjRef, Record};
 use keys::{IndexKind, Pos};
 pub use meta::{ApiKeyRecord, Scope};
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use secret::Secret;
+pub(crate) use secret::{Signer, MAC_LEN};
 pub use verify::VerifyReport;
+
+/// The storage engine's error, opaque: its `Display` is the engine's message and its
+/// [`source`](std::error::Error::source) the engine error's own source, but no engine type is
+/// part of the API, so an engine upgrade does not change it. Reached through
+/// [`Error::Storage`].
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct StorageError(sled::Error);
+
+impl StorageError {
+    /// The I/O error underneath, when the engine failed on I/O.
+    pub fn io_error(&self) -> Option<&std::io::Error> {
+        match &self.0 {
+            sled::Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<sled::Error> for Error {
+    fn from(e: sled::Error) -> Error {
+        Error::Storage(StorageError(e))
+    }
+}
 
 /// When an append is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -128,11 +157,12 @@ pub(crate) struct TenantInfo {
 /// An open activity store. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Store {
     db: sled::Db,
-    pub(crate) log: sled::Tree,
+    log: sled::Tree,
     meta: sled::Tree,
     path: PathBuf,
     options: Options,
-    pub(crate) secret: [u8; 32],
+    /// Signs cursors (see [`Signer`]); never leaves the store.
+    secret: secret::Secret,
     tenants: RwLock<HashMap<String, TenantInfo>>,
     /// Serializes the check-then-write of appends, retention and tenant creation.
     writer: Mutex<()>,
@@ -142,6 +172,16 @@ pub struct Store {
     generations: Mutex<HashMap<u32, u64>>,
     /// Held until the store is dropped; declared last so it is released last.
     _dir_lock: std::fs::File,
+}
+
+impl Signer for Store {
+    fn sign(&self, tenant: &str, payload: &[u8]) -> [u8; MAC_LEN] {
+        self.secret.sign(tenant, payload)
+    }
+
+    fn verify(&self, tenant: &str, payload: &[u8], tag: &[u8]) -> bool {
+        self.secret.verify(tenant, payload, tag)
+    }
 }
 
 impl Drop for Store {
@@ -295,7 +335,7 @@ impl Store {
                 meta::set_format(&meta_tree)
             }),
         })?;
-        let secret = guard("open", || meta::secret(&meta_tree))?;
+        let secret = secret::Secret::new(guard("open", || meta::secret(&meta_tree))?);
         let tenants = guard("open", || meta::load_tenants(&meta_tree))?;
         let commit = commit::GroupCommit::default();
         Ok(Store {
