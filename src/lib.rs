@@ -59,5 +59,5 @@ pub use query::{
 };
 pub use store::{
     ActivityRef, ActorRef, ApiKeyRecord, Clock, ContextIter, ContextRef, DisplayRef, Durability,
-    FaultHook, FaultPoint, ObjRef, Options, Record, Scope, Store, VerifyReport,
+    FaultHook, FaultPoint, ObjRef, Options, Record, Scope, StorageError, Store, VerifyReport,
 };
