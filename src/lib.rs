@@ -50,7 +50,8 @@ mod store;
 
 pub use error::{Error, Result};
 pub use model::{
-    Activity, Actor, Appended, Display, NewActivity, ObjectRef, Tenant, TenantPatch, TenantSettings,
+    Activity, Actor, Appended, DisplayText, NewActivity, ObjectRef, Tenant, TenantPatch,
+    TenantSettings,
 };
 pub use query::{
     Budget, Condition, FacetField, FacetRequest, FacetValue, Field, Filter, Op, Operand, Order,

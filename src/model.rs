@@ -41,9 +41,10 @@ pub struct Actor {
     pub email: Option<String>,
 }
 
-/// A message template with the data to render it.
+/// A message template with the data to render it: an activity's `display` (its name on the
+/// wire). Not named `Display`, which would shadow `std::fmt::Display` under `use actlog::*`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Display {
+pub struct DisplayText {
     pub template: String,
     /// A JSON object.
     pub data: serde_json::Value,
@@ -66,7 +67,7 @@ pub struct NewActivity {
     pub changes: Option<serde_json::Value>,
     /// A JSON object.
     pub metadata: Option<serde_json::Value>,
-    pub display: Option<Display>,
+    pub display: Option<DisplayText>,
 }
 
 /// One immutable, stored activity.
@@ -84,7 +85,7 @@ pub struct Activity {
     pub reason: Option<String>,
     pub changes: Option<serde_json::Value>,
     pub metadata: Option<serde_json::Value>,
-    pub display: Option<Display>,
+    pub display: Option<DisplayText>,
 }
 
 impl Activity {

@@ -290,7 +290,7 @@ fn put_digits(dst: &mut [u8], mut v: u32) {
 mod tests {
     use super::*;
     use crate::http::wire::{ActivityOut, PageOut};
-    use crate::model::{Activity, Actor, Display, ObjectRef};
+    use crate::model::{Activity, Actor, DisplayText, ObjectRef};
     use crate::store::codec;
     use crate::store::keys::Pos;
     use proptest::prelude::*;
@@ -412,7 +412,7 @@ mod tests {
                         reason,
                         changes,
                         metadata,
-                        display: display.map(|(template, data)| Display { template, data }),
+                        display: display.map(|(template, data)| DisplayText { template, data }),
                     }
                 },
             )
@@ -440,7 +440,7 @@ mod tests {
             reason: None,
             changes: Some(serde_json::json!({"status": ["draft", "sent"], "n": 0.1})),
             metadata: Some(serde_json::json!({})),
-            display: Some(Display {
+            display: Some(DisplayText {
                 template: "{{user}}".into(),
                 data: serde_json::json!({"x": [null, true, -0.0, 1e300]}),
             }),

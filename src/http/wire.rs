@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-use crate::{Activity, Actor, Appended, Display, NewActivity, ObjectRef, Page, Tenant};
+use crate::{Activity, Actor, Appended, DisplayText, NewActivity, ObjectRef, Page, Tenant};
 
 /// Formats a time as API.md's output: RFC 3339, UTC, microseconds.
 pub fn format_time(t: &DateTime<Utc>) -> String {
@@ -147,7 +147,7 @@ impl From<ActivityIn> for NewActivity {
             reason: a.reason,
             changes: a.changes,
             metadata: a.metadata,
-            display: a.display.map(|d| Display {
+            display: a.display.map(|d| DisplayText {
                 template: d.template,
                 data: d.data,
             }),

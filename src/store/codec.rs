@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::model::{Activity, Actor, Display, ObjectRef};
+use crate::model::{Activity, Actor, DisplayText, ObjectRef};
 use crate::store::keys::Pos;
 
 const V1: u8 = 1;
@@ -223,7 +223,7 @@ pub struct ActorRef<'a> {
     pub email: Option<&'a str>,
 }
 
-/// A borrowed [`Display`]; `data` is the JSON text of an object.
+/// A borrowed [`DisplayText`]; `data` is the JSON text of an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DisplayRef<'a> {
     pub template: &'a str,
@@ -373,10 +373,10 @@ impl ActivityRef<'_> {
             metadata: json(self.metadata)?,
             display: self
                 .display
-                .map(|d| -> Result<Display> {
+                .map(|d| -> Result<DisplayText> {
                     let data = serde_json::from_str(d.data)
                         .map_err(|e| Error::Corrupt(format!("stored display data: {e}")))?;
-                    Ok(Display {
+                    Ok(DisplayText {
                         template: d.template.to_owned(),
                         data,
                     })
@@ -541,7 +541,7 @@ mod tests {
             reason: None,
             changes: Some(serde_json::json!({"status": ["draft", "sent"]})),
             metadata: Some(serde_json::json!({"n": 1.5, "deep": {"x": [null, true]}})),
-            display: Some(Display {
+            display: Some(DisplayText {
                 template: "{{user}} sent".into(),
                 data: serde_json::json!({}),
             }),
@@ -583,8 +583,8 @@ mod tests {
             metadata: json_value(r.metadata)?,
             display: r
                 .display
-                .map(|(template, data)| -> Result<Display> {
-                    Ok(Display {
+                .map(|(template, data)| -> Result<DisplayText> {
+                    Ok(DisplayText {
                         template,
                         data: serde_json::from_str(&data)
                             .map_err(|e| Error::Corrupt(e.to_string()))?,
@@ -631,7 +631,7 @@ mod tests {
                         reason,
                         changes: c.then(|| serde_json::json!({"a": [1, "b"]})),
                         metadata: m.then(|| serde_json::json!({"n": 2.5})),
-                        display: d.then(|| Display {
+                        display: d.then(|| DisplayText {
                             template: "t".into(),
                             data: serde_json::json!({"x": null}),
                         }),

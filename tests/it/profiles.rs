@@ -9,7 +9,7 @@ use std::sync::Arc;
 use actlog::http::auth::issue_key;
 use actlog::http::{app, AppState, Config};
 use actlog::{
-    Activity, Actor, Display, NewActivity, ObjectRef, Options, Scope, Store, TenantSettings,
+    Activity, Actor, DisplayText, NewActivity, ObjectRef, Options, Scope, Store, TenantSettings,
 };
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -1361,7 +1361,7 @@ fn velt_env() -> (Env, Vec<Activity>) {
                         "document_id".into(),
                         if i < 5 { "doc-456" } else { "doc-789" }.into(),
                     )],
-                    display: (i == 0).then(|| Display {
+                    display: (i == 0).then(|| DisplayText {
                         template: "{{user}} added a comment".into(),
                         data: json!({"user": {"userId": "user-0", "name": "User Name"}}),
                     }),
