@@ -17,9 +17,13 @@ use crate::store::Store;
 /// A field that facets can enumerate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FacetField {
+    /// `action`.
     Action,
+    /// `resource.type`.
     ResourceType,
+    /// `actor.type`.
     ActorType,
+    /// `actor.name`.
     ActorName,
     /// The values of one context key.
     Context(String),
@@ -46,23 +50,71 @@ impl FacetField {
     }
 }
 
-/// What to enumerate.
+/// What to enumerate. Built with [`FacetRequest::new`] and its setters (fields may be added);
+/// its fields can be read and changed directly.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FacetRequest {
+    /// The field whose values to list.
     pub field: FacetField,
     /// Only values starting with this.
     pub prefix: Option<String>,
+    /// Only activities at or after this.
     pub since: Option<TimeBound>,
+    /// Only activities before this (a date includes that whole day).
     pub until: Option<TimeBound>,
     /// Most values returned (the most frequent first). Memory is proportional to it, not to
     /// the number of distinct values.
     pub limit: usize,
 }
 
+impl FacetRequest {
+    /// The 100 most frequent values of `field`, at any time.
+    pub fn new(field: FacetField) -> FacetRequest {
+        FacetRequest {
+            field,
+            prefix: None,
+            since: None,
+            until: None,
+            limit: 100,
+        }
+    }
+
+    /// Only values starting with `prefix`.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> FacetRequest {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// Only activities at or after `bound`.
+    #[must_use]
+    pub fn since(mut self, bound: TimeBound) -> FacetRequest {
+        self.since = Some(bound);
+        self
+    }
+
+    /// Only activities before `bound` (a date includes that whole day).
+    #[must_use]
+    pub fn until(mut self, bound: TimeBound) -> FacetRequest {
+        self.until = Some(bound);
+        self
+    }
+
+    /// At most `limit` values, the most frequent first.
+    #[must_use]
+    pub fn limit(mut self, limit: usize) -> FacetRequest {
+        self.limit = limit;
+        self
+    }
+}
+
 /// One distinct value and how many activities in the window carry it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FacetValue {
+    /// The value.
     pub value: String,
+    /// How many activities in the window carry it.
     pub count: u64,
 }
 

@@ -188,45 +188,61 @@ pub(crate) fn view(pos: Pos, bytes: &[u8]) -> Result<ActivityRef<'_>> {
 /// (`to_activity` parses them; `Store::verify` does so for every record).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActivityRef<'a> {
+    /// The id.
     pub id: Uuid,
     /// `created_at` in microseconds since the Unix epoch (as the key holds it; see
     /// [`ActivityRef::created_at`]).
     pub time: i64,
+    /// What was done.
     pub action: &'a str,
+    /// What it was done to.
     pub resource: ObjRef<'a>,
+    /// Who did it, if recorded.
     pub actor: Option<ActorRef<'a>>,
+    /// What the action was aimed at, besides the resource.
     pub target: Option<ObjRef<'a>>,
     /// Sorted by key, keys unique (as appends validate them).
     pub context: ContextRef<'a>,
+    /// A line of text about it.
     pub summary: Option<&'a str>,
+    /// Why it was done.
     pub reason: Option<&'a str>,
     /// JSON text of an object.
     pub changes: Option<&'a str>,
     /// JSON text of an object.
     pub metadata: Option<&'a str>,
+    /// How to present it.
     pub display: Option<DisplayRef<'a>>,
 }
 
 /// A borrowed [`ObjectRef`]: the resource or the target of an activity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ObjRef<'a> {
+    /// The type.
     pub kind: &'a str,
+    /// The id, if any.
     pub id: Option<&'a str>,
 }
 
 /// A borrowed [`Actor`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ActorRef<'a> {
+    /// The actor's type.
     pub kind: &'a str,
+    /// The actor's id.
     pub id: Option<&'a str>,
+    /// The actor's display name.
     pub name: Option<&'a str>,
+    /// The actor's email address.
     pub email: Option<&'a str>,
 }
 
 /// A borrowed [`DisplayText`]; `data` is the JSON text of an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DisplayRef<'a> {
+    /// The message template.
     pub template: &'a str,
+    /// The JSON text of the template's data (an object).
     pub data: &'a str,
 }
 
@@ -251,6 +267,7 @@ impl<'a> ContextRef<'a> {
         ContextRef(Pairs::Owned(pairs))
     }
 
+    /// How many entries.
     pub fn len(&self) -> usize {
         match self.0 {
             Pairs::Stored { len, .. } => len,
@@ -258,6 +275,7 @@ impl<'a> ContextRef<'a> {
         }
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -410,10 +428,12 @@ impl Record {
         self.pos
     }
 
+    /// The activity's id.
     pub fn id(&self) -> Uuid {
         self.pos.id
     }
 
+    /// The activity's time.
     pub fn created_at(&self) -> DateTime<Utc> {
         crate::model::micros_to_time(self.pos.time)
     }

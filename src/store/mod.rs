@@ -89,8 +89,11 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FaultPoint {
+    /// Opening the database.
     Open,
+    /// Writing a batch (an append, a purge).
     ApplyBatch,
+    /// Flushing to disk.
     Flush,
     /// Before a read entry point (`get`, `query`, `count`, `scan`, `facets`, `purge_expired`,
     /// `verify`, API key lookups) first touches the engine. A hook that panics here stands in
@@ -105,15 +108,19 @@ pub enum FaultPoint {
 /// that operation fail with an I/O error instead of running.
 pub type FaultHook = Arc<dyn Fn(FaultPoint) -> bool + Send + Sync>;
 
-/// How to open a store.
+/// How to open a store. Built with [`Options::new`] (or `default()`) and its setters (fields
+/// may be added, so it has no struct literal outside this crate).
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct Options {
+    /// When an append is acknowledged.
     pub durability: Durability,
-    /// sled's page cache, in bytes.
+    /// The storage engine's page cache, in bytes.
     pub cache_capacity: u64,
+    /// The clock appends without a time are stamped with.
     pub clock: Clock,
     /// Injected storage faults, for tests. `None` in production.
-    pub fault_hook: Option<FaultHook>,
+    pub(crate) fault_hook: Option<FaultHook>,
 }
 
 impl Default for Options {
@@ -124,6 +131,42 @@ impl Default for Options {
             clock: Arc::new(Utc::now),
             fault_hook: None,
         }
+    }
+}
+
+impl Options {
+    /// The defaults: [`Durability::Sync`], a 128 MiB page cache, the system clock.
+    pub fn new() -> Options {
+        Options::default()
+    }
+
+    /// Sets when an append is acknowledged.
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Options {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets the storage engine's page cache, in bytes.
+    #[must_use]
+    pub fn cache_capacity(mut self, bytes: u64) -> Options {
+        self.cache_capacity = bytes;
+        self
+    }
+
+    /// Sets the clock appends without a time are stamped with (for tests).
+    #[must_use]
+    pub fn clock(mut self, clock: Clock) -> Options {
+        self.clock = clock;
+        self
+    }
+
+    /// Injects storage faults (for the crate's own tests; not part of the API).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn fault_hook(mut self, hook: FaultHook) -> Options {
+        self.fault_hook = Some(hook);
+        self
     }
 }
 

@@ -16,14 +16,18 @@ use crate::store::{codec, derived_prefixes, id_time_hint, postings, Store};
 /// What `verify` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VerifyReport {
+    /// Records checked.
     pub records: u64,
+    /// Index positions checked.
     pub index_entries: u64,
+    /// Id entries checked.
     pub id_entries: u64,
     /// The first disagreement, if any; `None` means the store is consistent.
     pub problem: Option<String>,
 }
 
 impl VerifyReport {
+    /// Whether nothing disagreed.
     pub fn is_ok(&self) -> bool {
         self.problem.is_none()
     }

@@ -136,13 +136,7 @@ fn upgrade_child_process() {
         }
         false
     });
-    let store = Store::open(
-        &dir,
-        Options {
-            fault_hook: Some(hook),
-            ..Options::default()
-        },
-    );
+    let store = Store::open(&dir, Options::new().fault_hook(hook));
     assert!(store.is_ok(), "{:?}", store.err());
 }
 
@@ -185,13 +179,7 @@ fn upgrade_failing_at_every_step_keeps_the_old_format_until_done() {
         let hook: FaultHook = Arc::new(move |p| {
             p == FaultPoint::Migrate && s.fetch_add(1, Ordering::SeqCst) + 1 == at
         });
-        let r = Store::open(
-            &data,
-            Options {
-                fault_hook: Some(hook),
-                ..Options::default()
-            },
-        );
+        let r = Store::open(&data, Options::new().fault_hook(hook));
         let failed = r.is_err();
         drop(r);
         assert_complete(&data);
@@ -265,10 +253,7 @@ fn cursors_issued_before_the_upgrade_continue() {
         (
             "asc_invoice_sent_limit_5",
             Order::Asc,
-            Filter {
-                actions: vec!["invoice.sent".into()],
-                ..Filter::default()
-            },
+            Filter::new().actions(["invoice.sent"]),
             Some("invoice.sent"),
         ),
     ];
@@ -290,13 +275,13 @@ fn cursors_issued_before_the_upgrade_continue() {
         let page = store
             .query(
                 "acme",
-                &Query {
-                    filter,
-                    order,
-                    limit: 5,
-                    cursor: Some(saved[name]["next_cursor"].as_str().unwrap().to_owned()),
-                    ..Query::default()
-                },
+                &Query::new()
+                    .filter(filter)
+                    .order(order)
+                    .limit(5)
+                    .cursor(Some(
+                        saved[name]["next_cursor"].as_str().unwrap().to_owned(),
+                    )),
             )
             .unwrap();
         let got: Vec<String> = page.items.iter().map(|a| a.id.to_string()).collect();
