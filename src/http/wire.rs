@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::{Activity, Actor, Appended, DisplayText, NewActivity, ObjectRef, Page, Tenant};
 
-/// Formats a time as API.md's output: RFC 3339, UTC, microseconds.
+/// Formats a time as the API outputs it (`docs/api.md`): RFC 3339, UTC, microseconds.
 pub fn format_time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }

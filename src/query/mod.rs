@@ -81,7 +81,7 @@ pub enum Field {
 }
 
 impl Field {
-    /// Parses a field name of API.md's `q`; `None` for anything else.
+    /// Parses a field name of `q` (`docs/api.md`); `None` for anything else.
     pub fn parse(name: &str) -> Option<Field> {
         Some(match name {
             "id" => Field::Id,
