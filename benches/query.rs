@@ -8,31 +8,16 @@ mod common;
 
 fn filters() -> Vec<(&'static str, Filter)> {
     vec![
-        (
-            "action",
-            Filter {
-                actions: vec!["invoice.updated".into()],
-                ..Filter::default()
-            },
-        ),
+        ("action", Filter::new().actions(["invoice.updated"])),
         (
             "actor",
-            Filter {
-                actor_types: vec!["service".into()],
-                actor_ids: vec!["svc_sync".into()],
-                ..Filter::default()
-            },
+            Filter::new()
+                .actor_types(["service"])
+                .actor_ids(["svc_sync"]),
         ),
         (
             "in_list",
-            Filter {
-                actions: vec![
-                    "invoice.created".into(),
-                    "document.viewed".into(),
-                    "payment.received".into(),
-                ],
-                ..Filter::default()
-            },
+            Filter::new().actions(["invoice.created", "document.viewed", "payment.received"]),
         ),
     ]
 }
@@ -43,21 +28,14 @@ fn query(c: &mut Criterion) {
         let dir = tempfile::tempdir().unwrap();
         let store = common::filled_store(dir.path(), n);
         for (name, filter) in filters() {
-            let mut q = Query {
-                filter: filter.clone(),
-                ..Query::default()
-            };
+            let mut q = Query::new().filter(filter.clone());
             g.bench_with_input(
                 BenchmarkId::new(format!("page50_{name}_first"), n),
                 &n,
                 |b, _| b.iter(|| store.query("t0", &q).unwrap()),
             );
             // The deepest whole page: walk there once, outside the timed loop.
-            let mut walk = Query {
-                filter: filter.clone(),
-                limit: 1000,
-                ..Query::default()
-            };
+            let mut walk = Query::new().filter(filter.clone()).limit(1000);
             let mut last = None;
             while let Some(c) = store.query("t0", &walk).unwrap().next_cursor {
                 last = Some(c.clone());
@@ -73,13 +51,7 @@ fn query(c: &mut Criterion) {
                 b.iter(|| store.count("t0", &filter).unwrap())
             });
         }
-        let req = FacetRequest {
-            field: FacetField::Action,
-            prefix: None,
-            since: None,
-            until: None,
-            limit: 100,
-        };
+        let req = FacetRequest::new(FacetField::Action).limit(100);
         g.bench_with_input(BenchmarkId::new("facet_action", n), &n, |b, _| {
             b.iter(|| store.facets("t0", &req).unwrap())
         });

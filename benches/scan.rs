@@ -33,10 +33,7 @@ fn scan(c: &mut Criterion) {
         }
         g.bench_with_input(BenchmarkId::new("query_pages_1000", n), &n, |b, _| {
             b.iter(|| {
-                let mut q = Query {
-                    limit: 1000,
-                    ..Query::default()
-                };
+                let mut q = Query::new().limit(1000);
                 loop {
                     let page = store.query("t0", &q).unwrap();
                     match page.next_cursor {

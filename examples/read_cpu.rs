@@ -25,17 +25,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = args.next().ok_or("usage: read_cpu DIR [TENANT] [REPS]")?;
     let tenant = args.next().unwrap_or_else(|| "t0".into());
     let reps: usize = args.next().map_or(Ok(10), |s| s.parse())?;
-    let store = Store::open(
-        &dir,
-        Options {
-            cache_capacity: 256 << 20,
-            ..Options::default()
-        },
-    )?;
-    let mut page_query = Query {
-        limit: 50,
-        ..Query::default()
-    };
+    let store = Store::open(&dir, Options::new().cache_capacity(256 << 20))?;
+    let mut page_query = Query::new().limit(50);
     page_query.filter.actions = vec!["invoice.updated".into()];
     let cases: [(&str, &dyn Fn() -> actlog::Result<u64>); 6] = [
         ("raw sled iteration", &|| {

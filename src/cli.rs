@@ -266,14 +266,12 @@ pub enum KeysCommand {
 }
 
 fn open(cli: &Cli) -> anyhow::Result<Store> {
-    let options = Options {
-        durability: match cli.durability {
+    let options = Options::new()
+        .durability(match cli.durability {
             DurabilityArg::Sync => Durability::Sync,
             DurabilityArg::Relaxed => Durability::Relaxed,
-        },
-        cache_capacity: cli.cache_mb.saturating_mul(1 << 20),
-        ..Options::default()
-    };
+        })
+        .cache_capacity(cli.cache_mb.saturating_mul(1 << 20));
     Store::open(&cli.data_dir, options)
         .with_context(|| format!("opening the store in {}", cli.data_dir.display()))
 }

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::store::StorageError;
+
 /// Everything that can go wrong in the library. Expected outcomes (an id that is not there, an
 /// empty page) are values, not errors.
 #[derive(Debug, thiserror::Error)]
@@ -9,10 +11,18 @@ use std::fmt;
 pub enum Error {
     /// The caller's input is not acceptable; `field` names the part at fault.
     #[error("{field}: {message}")]
-    InvalidArgument { field: String, message: String },
+    InvalidArgument {
+        /// The part at fault (`limit`, `activities[3].action`).
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// An activity with this id exists with other content.
     #[error("activity {id} already exists with different content")]
-    Conflict { id: uuid::Uuid },
+    Conflict {
+        /// The activity's id.
+        id: uuid::Uuid,
+    },
     /// The named tenant does not exist.
     #[error("tenant {0:?} does not exist")]
     TenantNotFound(String),
@@ -27,11 +37,16 @@ pub enum Error {
     Corrupt(String),
     /// The data directory was written by a format this version cannot read.
     #[error("unsupported on-disk format version {found} (this build reads {supported})")]
-    UnsupportedFormat { found: u32, supported: u32 },
+    UnsupportedFormat {
+        /// The directory's format version.
+        found: u32,
+        /// The version this build reads and writes.
+        supported: u32,
+    },
     /// The storage engine failed.
     #[error("storage error: {0}")]
-    Storage(#[from] sled::Error),
-    /// The storage engine panicked (sled 0.34 may panic on some damaged files).
+    Storage(#[from] StorageError),
+    /// The storage engine panicked (the engine may panic on some damaged files).
     #[error("storage engine panicked: {0}")]
     EnginePanic(String),
     /// An I/O error outside the storage engine.
@@ -40,7 +55,12 @@ pub enum Error {
     /// A read examined more stored entries than its [`Budget`](crate::Budget) allows; `what`
     /// says what it was computing (the page, the total, the facet values, the query plan).
     #[error("{what} needs more than {max} stored entries examined (the budget's limit)")]
-    WorkLimit { max: u64, what: &'static str },
+    WorkLimit {
+        /// The budget's cap on entries examined.
+        max: u64,
+        /// What the read was computing.
+        what: &'static str,
+    },
     /// A read ran past its [`Budget`](crate::Budget)'s deadline and stopped part way.
     #[error("the read ran past its deadline")]
     DeadlineExceeded,

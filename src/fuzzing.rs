@@ -13,8 +13,9 @@ use uuid::Uuid;
 use crate::query::{cursor, Filter, Order};
 use crate::store::codec;
 use crate::store::keys::{self, Pos};
+use crate::store::{Secret, Signer};
 
-const SECRET: [u8; 32] = [0x5a; 32];
+const SECRET: Secret = Secret::new([0x5a; 32]);
 const TENANT: &str = "fuzz";
 
 fn fp() -> [u8; 8] {
@@ -35,21 +36,11 @@ pub fn cursor_text(data: &[u8]) {
 
 /// Signs `payload` with the right key, so the bytes after the MAC check are what is fuzzed: the
 /// version, direction and position fields must be checked, never trusted into a panic.
-#[expect(clippy::expect_used, reason = "HMAC takes keys of any length")]
 pub fn cursor_signed_payload(payload: &[u8]) {
     use base64::Engine;
-    use hmac::Mac;
     let payload = &payload[..payload.len().min(64)];
-    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(&SECRET).expect("any key length");
-    m.update(
-        &u64::try_from(TENANT.len())
-            .unwrap_or(u64::MAX)
-            .to_be_bytes(),
-    );
-    m.update(TENANT.as_bytes());
-    m.update(payload);
     let mut buf = payload.to_vec();
-    buf.extend_from_slice(&m.finalize().into_bytes()[..16]);
+    buf.extend_from_slice(&SECRET.sign(TENANT, payload));
     let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf);
     if let Ok(c) = cursor::decode(&SECRET, TENANT, fp(), &text) {
         let again = cursor::encode(&SECRET, TENANT, fp(), c.forward, c.pos);

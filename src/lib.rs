@@ -9,21 +9,20 @@
 //! the fields listed in `docs/key-format.md` are indexed.
 //!
 //! ```
-//! use actlog::{NewActivity, ObjectRef, Options, Query, Store, TenantSettings};
+//! use actlog::{Filter, NewActivity, ObjectRef, Options, Query, Store, TenantSettings};
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let store = Store::open(dir.path(), Options::default()).unwrap();
 //! store.create_tenant("acme", TenantSettings::default()).unwrap();
-//! store.append("acme", NewActivity {
-//!     action: "invoice.sent".into(),
-//!     resource: ObjectRef { kind: "Invoice".into(), id: Some("inv_1".into()) },
-//!     ..Default::default()
-//! }).unwrap();
-//! let mut q = Query::default();
-//! q.filter.actions = vec!["invoice.*".into()];
+//! store
+//!     .append("acme", NewActivity::new("invoice.sent", ObjectRef::new("Invoice", "inv_1")))
+//!     .unwrap();
+//! let q = Query::new().filter(Filter::new().actions(["invoice.*"]));
 //! let page = store.query("acme", &q).unwrap();
 //! assert_eq!(page.items.len(), 1);
 //! ```
+//!
+//! `examples/embed.rs` goes further: filters, totals, and paging with cursors both ways.
 //!
 //! [`http`] is the HTTP API v1 over a store (an axum `Router` from [`http::app`]), which the
 //! `actlog` binary serves.
@@ -33,10 +32,12 @@
 //! [`MAX_OPERAND_BYTES`]. Reads are unbounded in time and work unless run inside
 //! [`Budget::run`] (the HTTP layer runs every request's reads in one).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 #[cfg(feature = "bench")]
+#[doc(hidden)]
 pub mod bench;
 mod calendar;
 mod error;
@@ -50,7 +51,8 @@ mod store;
 
 pub use error::{Error, Result};
 pub use model::{
-    Activity, Actor, Appended, Display, NewActivity, ObjectRef, Tenant, TenantPatch, TenantSettings,
+    Activity, Actor, Appended, DisplayText, NewActivity, ObjectRef, Tenant, TenantPatch,
+    TenantSettings,
 };
 pub use query::{
     Budget, Condition, FacetField, FacetRequest, FacetValue, Field, Filter, Op, Operand, Order,
@@ -59,5 +61,8 @@ pub use query::{
 };
 pub use store::{
     ActivityRef, ActorRef, ApiKeyRecord, Clock, ContextIter, ContextRef, DisplayRef, Durability,
-    FaultHook, FaultPoint, ObjRef, Options, Record, Scope, Store, VerifyReport,
+    ObjRef, Options, Record, Scope, StorageError, Store, VerifyReport,
 };
+/// Storage fault injection, for the crate's own tests: not part of the API.
+#[doc(hidden)]
+pub use store::{FaultHook, FaultPoint};

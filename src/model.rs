@@ -28,50 +28,179 @@ pub const MAX_RETENTION_DAYS: u32 = 36_500;
 /// The thing acted upon, or the target of an action.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct ObjectRef {
+    /// The type (`Invoice`, `User`); `type` on the wire.
     pub kind: String,
+    /// The id, if the reference names one object.
     pub id: Option<String>,
+}
+
+impl ObjectRef {
+    /// A reference with a type and an id.
+    pub fn new(kind: impl Into<String>, id: impl Into<String>) -> ObjectRef {
+        ObjectRef {
+            kind: kind.into(),
+            id: Some(id.into()),
+        }
+    }
+
+    /// A reference with a type and no id.
+    pub fn of_type(kind: impl Into<String>) -> ObjectRef {
+        ObjectRef {
+            kind: kind.into(),
+            id: None,
+        }
+    }
 }
 
 /// Who did it. Absent on an activity means no actor was recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Actor {
+    /// The actor's type (`user`, `api_key`, `system`); `type` on the wire.
     pub kind: String,
+    /// The actor's id.
     pub id: Option<String>,
+    /// The actor's display name.
     pub name: Option<String>,
+    /// The actor's email address.
     pub email: Option<String>,
 }
 
-/// A message template with the data to render it.
+/// A message template with the data to render it: an activity's `display` (its name on the
+/// wire). Not named `Display`, which would shadow `std::fmt::Display` under `use actlog::*`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Display {
+pub struct DisplayText {
+    /// The message, with placeholders for `data`.
     pub template: String,
     /// A JSON object.
     pub data: serde_json::Value,
 }
 
-/// An activity as a caller submits it: `id` and `created_at` are optional.
+/// An activity as a caller submits it: `id` and `created_at` are optional. Built with
+/// [`NewActivity::new`] and its setters (fields may be added, so it has no struct literal
+/// outside this crate); its fields can be read and changed directly.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct NewActivity {
+    /// The id; the store assigns a UUIDv7 when absent. An append with an id is idempotent.
     pub id: Option<Uuid>,
+    /// When it happened; the store's clock when absent.
     pub created_at: Option<DateTime<Utc>>,
+    /// What was done (`invoice.sent`).
     pub action: String,
+    /// What it was done to.
     pub resource: ObjectRef,
+    /// Who did it; absent when no actor is recorded.
     pub actor: Option<Actor>,
+    /// What the action was aimed at, besides the resource.
     pub target: Option<ObjectRef>,
     /// Key → value, kept sorted by key with unique keys.
     pub context: Vec<(String, String)>,
+    /// A line of text about it.
     pub summary: Option<String>,
+    /// Why it was done.
     pub reason: Option<String>,
     /// A JSON object.
     pub changes: Option<serde_json::Value>,
     /// A JSON object.
     pub metadata: Option<serde_json::Value>,
-    pub display: Option<Display>,
+    /// How to present it.
+    pub display: Option<DisplayText>,
+}
+
+impl NewActivity {
+    /// An activity with only its required fields: everything else is absent (the store assigns
+    /// the id and the time). The other fields are set with the builder methods below.
+    ///
+    /// ```
+    /// use actlog::{NewActivity, ObjectRef};
+    /// let a = NewActivity::new("invoice.sent", ObjectRef::new("Invoice", "inv_1"))
+    ///     .context("origin", "api")
+    ///     .summary("Invoice sent to the customer");
+    /// assert_eq!(a.context, vec![("origin".to_owned(), "api".to_owned())]);
+    /// ```
+    pub fn new(action: impl Into<String>, resource: ObjectRef) -> NewActivity {
+        NewActivity {
+            action: action.into(),
+            resource,
+            ..NewActivity::default()
+        }
+    }
+
+    /// Sets the id (an id makes a retried append idempotent).
+    #[must_use]
+    pub fn id(mut self, id: Uuid) -> NewActivity {
+        self.id = Some(id);
+        self
+    }
+
+    /// Sets the time the activity happened (else the store's clock at the append).
+    #[must_use]
+    pub fn created_at(mut self, at: DateTime<Utc>) -> NewActivity {
+        self.created_at = Some(at);
+        self
+    }
+
+    /// Sets who did it.
+    #[must_use]
+    pub fn actor(mut self, actor: Actor) -> NewActivity {
+        self.actor = Some(actor);
+        self
+    }
+
+    /// Sets the target of the action.
+    #[must_use]
+    pub fn target(mut self, target: ObjectRef) -> NewActivity {
+        self.target = Some(target);
+        self
+    }
+
+    /// Adds a context entry (validation sorts entries by key and refuses repeated keys).
+    #[must_use]
+    pub fn context(mut self, key: impl Into<String>, value: impl Into<String>) -> NewActivity {
+        self.context.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets the summary.
+    #[must_use]
+    pub fn summary(mut self, summary: impl Into<String>) -> NewActivity {
+        self.summary = Some(summary.into());
+        self
+    }
+
+    /// Sets the reason.
+    #[must_use]
+    pub fn reason(mut self, reason: impl Into<String>) -> NewActivity {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// Sets the field diff (a JSON object).
+    #[must_use]
+    pub fn changes(mut self, changes: serde_json::Value) -> NewActivity {
+        self.changes = Some(changes);
+        self
+    }
+
+    /// Sets the metadata (a JSON object).
+    #[must_use]
+    pub fn metadata(mut self, metadata: serde_json::Value) -> NewActivity {
+        self.metadata = Some(metadata);
+        self
+    }
+
+    /// Sets the display template and its data.
+    #[must_use]
+    pub fn display(mut self, display: DisplayText) -> NewActivity {
+        self.display = Some(display);
+        self
+    }
 }
 
 /// One immutable, stored activity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Activity {
+    /// The id.
     pub id: Uuid,
     /// Its place in its tenant's log, assigned by the store: dense from 1, strictly increasing
     /// in commit order, never reused.
@@ -82,16 +211,26 @@ pub struct Activity {
     /// When the store committed it (its clock, microsecond precision), non-decreasing in `seq`
     /// order within a tenant.
     pub recorded_at: DateTime<Utc>,
+    /// What was done.
     pub action: String,
+    /// What it was done to.
     pub resource: ObjectRef,
+    /// Who did it, if recorded.
     pub actor: Option<Actor>,
+    /// What the action was aimed at, besides the resource.
     pub target: Option<ObjectRef>,
+    /// Key → value, sorted by key, keys unique.
     pub context: Vec<(String, String)>,
+    /// A line of text about it.
     pub summary: Option<String>,
+    /// Why it was done.
     pub reason: Option<String>,
+    /// The field diff (a JSON object).
     pub changes: Option<serde_json::Value>,
+    /// Free-form data (a JSON object).
     pub metadata: Option<serde_json::Value>,
-    pub display: Option<Display>,
+    /// How to present it.
+    pub display: Option<DisplayText>,
 }
 
 impl Activity {
@@ -107,7 +246,9 @@ impl Activity {
 /// What the store acknowledges for one appended activity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
+    /// The activity's id (the one given, or the one the store assigned).
     pub id: Uuid,
+    /// The activity's time, as stored.
     pub created_at: DateTime<Utc>,
     /// The activity's `seq` (the original one for a replay).
     pub seq: u64,
@@ -152,14 +293,18 @@ impl Default for TenantSettings {
 /// A tenant: one isolated log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
+    /// The tenant's id.
     pub id: String,
+    /// Its settings.
     pub settings: TenantSettings,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
 }
 
 /// A change to a tenant's settings; `None` leaves a setting as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TenantPatch {
+    /// A new IANA time zone name.
     pub timezone: Option<String>,
     /// `Some(None)` removes the retention limit.
     pub retention_days: Option<Option<u32>>,

@@ -17,14 +17,7 @@ pub fn sizes() -> Vec<u64> {
 /// A store in `dir` holding `events` activities of the bench dataset, all in tenant `t0` (so a
 /// scan of `t0` covers every one). Filled in `relaxed` durability: setup, not measurement.
 pub fn filled_store(dir: &std::path::Path, events: u64) -> Store {
-    let store = Store::open(
-        dir,
-        Options {
-            durability: Durability::Relaxed,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let store = Store::open(dir, Options::new().durability(Durability::Relaxed)).unwrap();
     store
         .create_tenant("t0", TenantSettings::default())
         .unwrap();

@@ -15,25 +15,24 @@ fn store() -> &'static Store {
             let dir = tempfile::tempdir().expect("temp dir");
             let store = Store::open(
                 dir.path(),
-                Options {
-                    durability: actlog::Durability::Relaxed,
-                    cache_capacity: 4 << 20,
-                    ..Default::default()
-                },
+                Options::new()
+                    .durability(actlog::Durability::Relaxed)
+                    .cache_capacity(4 << 20),
             )
             .expect("store");
             store
                 .create_tenant("t", TenantSettings::default())
                 .expect("tenant");
             let batch = (0..40)
-                .map(|i| NewActivity {
-                    action: ["invoice.sent", "integration_x", "a.b"][i % 3].into(),
-                    resource: ObjectRef {
-                        kind: "Invoice".into(),
-                        id: Some(format!("inv_{}", i % 4)),
-                    },
-                    context: vec![("k".into(), format!("v{}", i % 2))],
-                    ..Default::default()
+                .map(|i| {
+                    NewActivity::new(
+                        ["invoice.sent", "integration_x", "a.b"][i % 3],
+                        ObjectRef {
+                            kind: "Invoice".into(),
+                            id: Some(format!("inv_{}", i % 4)),
+                        },
+                    )
+                    .context("k", format!("v{}", i % 2))
                 })
                 .collect();
             store.append_batch("t", batch).expect("seed");

@@ -27,11 +27,9 @@ fn env() -> &'static Env {
         let store = Arc::new(
             Store::open(
                 dir.path(),
-                Options {
-                    durability: actlog::Durability::Relaxed,
-                    cache_capacity: 4 << 20,
-                    ..Default::default()
-                },
+                Options::new()
+                    .durability(actlog::Durability::Relaxed)
+                    .cache_capacity(4 << 20),
             )
             .expect("store"),
         );

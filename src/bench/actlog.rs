@@ -2,14 +2,12 @@
 //! iteration of the same key range as the ceiling a decoded scan can reach.
 
 use std::io;
-use std::ops::Bound;
 use std::path::Path;
 use std::time::Duration;
 
 use super::data::{self, Dataset, HOT_ACTOR, HOT_RESOURCE_TYPE, IN_ACTIONS, TENANTS};
 use super::util::{disk_usage, float, float_usize, io_err, median, peak_rss_mib, timed, Figures};
 use super::Plan;
-use crate::store::keys;
 use crate::{Durability, FacetField, FacetRequest, Filter, Options, Order, Query, Store};
 
 /// sled's page cache: the same budget as SQLite's `cache_size` (256 MB).
@@ -65,7 +63,7 @@ pub fn ingest(plan: &Plan, path: &Path, durability: Durability, tag: &str) -> io
     // Counted after the timed part: sled keys written per event (record, index lists, id entries).
     fig.insert(
         format!("ingest.{tag}.keys_per_event"),
-        float(u64::try_from(store.log.len()).unwrap_or(0)) / float(n),
+        float(u64::try_from(store.key_count()).unwrap_or(0)) / float(n),
     );
     drop(store);
     let bytes = disk_usage(path)?;
@@ -118,20 +116,9 @@ fn query_all(store: &Store, tenant: &str, order: Order) -> io::Result<u64> {
 /// Returns (records, bytes of keys and values).
 fn raw_scan(store: &Store, tenant: &str, order: Order) -> io::Result<(u64, u64)> {
     let no = store.tenant_info(tenant).map_err(io_err)?.no;
-    let range = keys::suffix_range(&keys::record_prefix(no), Bound::Unbounded, Bound::Unbounded);
-    let iter = store.log.range(range);
-    let (mut n, mut bytes) = (0u64, 0u64);
-    let mut visit = |kv: sled::Result<(sled::IVec, sled::IVec)>| -> io::Result<()> {
-        let (k, v) = kv.map_err(io_err)?;
-        n += 1;
-        bytes += u64::try_from(k.len() + v.len()).unwrap_or(0);
-        Ok(())
-    };
-    match order {
-        Order::Asc | Order::Seq => iter.into_iter().try_for_each(&mut visit)?,
-        Order::Desc => iter.rev().try_for_each(&mut visit)?,
-    }
-    Ok((n, bytes))
+    store
+        .raw_record_scan(no, order != Order::Desc)
+        .map_err(io_err)
 }
 
 /// Records per second of `runs` runs of `f` (median).

@@ -744,7 +744,6 @@ pub use data::{Batch, Dataset, BATCH, TENANTS};
 /// stable API: it exists with the `bench` feature and changes with the internals it wraps.
 #[doc(hidden)]
 pub mod internals {
-    use std::ops::Bound;
 
     use uuid::Uuid;
 
@@ -805,13 +804,6 @@ pub mod internals {
     /// Raw sled iteration of one tenant's records: how many, without decoding.
     pub fn raw_scan(store: &Store, tenant: &str) -> Result<u64> {
         let no = store.tenant_info(tenant)?.no;
-        let range =
-            keys::suffix_range(&keys::record_prefix(no), Bound::Unbounded, Bound::Unbounded);
-        let mut n = 0;
-        for kv in store.log.range(range) {
-            kv?;
-            n += 1;
-        }
-        Ok(n)
+        Ok(store.raw_record_scan(no, true)?.0)
     }
 }

@@ -6,11 +6,11 @@
 //! comparison runs in constant time.
 //!
 //! Authentication is separate from data work: key lookups go through
-//! [`AppState::auth_lookup`], outside the request slots and work budgets, and the rate-limit
+//! `AppState::auth_lookup`, outside the request slots and work budgets, and the rate-limit
 //! middleware verifies a request's key once, before the request queues for anything; the
-//! extractors reuse that result ([`VerifiedBearer`]).
+//! extractors reuse that result (`VerifiedBearer`).
 //!
-//! Rules (API.md "HTTP API v1", with the choices written down in `docs/http.md`):
+//! Rules (`docs/api.md`, with the choices written down in `docs/http.md`):
 //! - no or malformed `Authorization: Bearer` header, unknown or revoked key: 401;
 //! - a tenant key always acts on its own tenant; naming another tenant in `X-Tenant-Id` (or its
 //!   alias `x-entity-id`) is a 403, naming its own is allowed;

@@ -3,35 +3,46 @@
 //!
 //! [`app`] builds the whole router from one table, [`routes`], which the OpenAPI document and
 //! the tests enumerate too, so what is served, what is documented and what is tested cannot
-//! drift apart. Every store call runs on the blocking pool ([`AppState::blocking`]) inside a
+//! drift apart. Every store call runs on the blocking pool (`AppState::blocking`) inside a
 //! [`Budget`] (time, cancellation, a work cap, heavy-work turns); `docs/http.md` ("Fair share")
 //! lists what one caller can take.
 //!
 //! Invariants:
 //! - every response that is not a 2xx has the body `{"error": {"code", "message", "field"}}`
-//!   ([`ApiError`]), extractor rejections, timeouts, unknown routes and panics included (the
-//!   Velt profile's handler answers its failures in Velt's shape, [`RouteSpec::error`]);
+//!   (`ApiError`), extractor rejections, timeouts, unknown routes and panics included (the
+//!   Velt profile's handler answers its failures in Velt's shape, `RouteSpec::error`);
 //! - a request acts on exactly one tenant, fixed by [`Auth`] before the handler runs; handlers
 //!   never read the tenant from anywhere else;
 //! - 5xx bodies carry nothing internal; the cause is logged with the request id.
 
+// The modules marked `doc(hidden)` are reached by the `actlog` binary (a crate of its own) and
+// by the integration tests; they are not part of the library's API and may change in any
+// release. What an embedder uses is re-exported below and documented.
 mod activities;
+#[doc(hidden)]
 pub mod auth;
 pub(crate) mod compat;
 mod conn;
+#[doc(hidden)]
 pub mod console;
 mod error;
+#[doc(hidden)]
 pub mod export;
+#[doc(hidden)]
 pub mod extract;
+#[doc(hidden)]
 pub mod filters;
-pub mod heavy;
+mod heavy;
 mod metrics;
 mod openapi;
+#[doc(hidden)]
 pub mod ratelimit;
+#[doc(hidden)]
 pub mod render;
 mod server;
 mod stream;
 mod tenants;
+#[doc(hidden)]
 pub mod wire;
 
 use std::collections::HashMap;
@@ -51,14 +62,14 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::{Budget, Store};
 
-pub use auth::{AdminAuth, Auth};
-pub use error::ApiError;
-pub use extract::{ApiJson, ApiPath, Params};
-pub use metrics::Metrics;
-pub use ratelimit::Caller;
+pub(crate) use auth::{AdminAuth, Auth};
+pub(crate) use error::ApiError;
+pub(crate) use extract::{ApiJson, ApiPath, Params};
+pub(crate) use metrics::Metrics;
+pub(crate) use ratelimit::Caller;
+pub use ratelimit::RateLimit;
 pub use server::{
-    bootstrap, install_panic_hook, serve, shutdown_signal, write_secret_file, Bootstrap,
-    ServeOptions, ADMIN_KEY_FILE,
+    bootstrap, install_panic_hook, serve, shutdown_signal, Bootstrap, ServeOptions, ADMIN_KEY_FILE,
 };
 
 /// Limits and tunables of the HTTP layer. Every one has a command-line flag (see `docs/http.md`).
@@ -97,9 +108,9 @@ pub struct Config {
     /// A connection on which no byte moves either way for this long while [`serve`] waits on it
     /// is closed. Never less than `request_timeout` plus a second.
     pub idle_timeout: Duration,
-    /// Heavy store calls (past [`heavy::QUANTUM`] entries examined) that run at once in the
-    /// whole server, taking turns every `QUANTUM` entries, one per API key at a time (see
-    /// [`heavy`]). 0: no turns.
+    /// Heavy store calls (past 2,000 entries examined) that run at once in the whole server,
+    /// taking turns every 2,000 entries, one per API key at a time (`docs/http.md`, "Fair
+    /// share"). 0: no turns.
     pub heavy_concurrency: usize,
     /// Live-tail streams (`GET /v1/activities/stream`) one API key may hold open; more are a
     /// 429.
@@ -160,9 +171,9 @@ pub fn default_per_key_concurrency() -> usize {
 /// What every handler shares: the store, the configuration and the metrics.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<Store>,
-    pub config: Arc<Config>,
-    pub metrics: Arc<Metrics>,
+    pub(crate) store: Arc<Store>,
+    pub(crate) config: Arc<Config>,
+    pub(crate) metrics: Arc<Metrics>,
     limiter: Arc<tokio::sync::Semaphore>,
     /// `None` when the configured rate is 0 (no limit).
     rate_limiter: Option<Arc<ratelimit::RateLimiter>>,
@@ -184,6 +195,7 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
+    /// The state for `store` with `config`: fresh metrics, limiters and lanes.
     pub fn new(store: Arc<Store>, config: Config) -> AppState {
         let permits = config.concurrency_limit.max(1);
         let rate_limiter = (config.rate_limit.per_second > 0)
@@ -209,7 +221,7 @@ impl AppState {
 
     /// Runs a (blocking) store call on the blocking pool, under the per-call budget (see
     /// [`AppState::run_budgeted`]).
-    pub async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
+    pub(crate) async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&Store) -> crate::Result<T> + Send + 'static,
@@ -222,7 +234,10 @@ impl AppState {
     /// timed out, the client went away), so abandoned work stops within a few rows instead of
     /// running to its end. A call cancelled before it started does not start. Past
     /// [`heavy::QUANTUM`] entries the call takes turns with other heavy calls (see [`heavy`]).
-    pub async fn run_budgeted<T, E, F>(&self, f: F) -> Result<Result<T, E>, tokio::task::JoinError>
+    pub(crate) async fn run_budgeted<T, E, F>(
+        &self,
+        f: F,
+    ) -> Result<Result<T, E>, tokio::task::JoinError>
     where
         T: Send + 'static,
         E: From<crate::Error> + Send + 'static,
@@ -285,7 +300,7 @@ impl AppState {
     }
 
     /// The time zone of a tenant (UTC if it cannot be read).
-    pub fn tenant_tz(&self, tenant: &str) -> chrono_tz::Tz {
+    pub(crate) fn tenant_tz(&self, tenant: &str) -> chrono_tz::Tz {
         filters::tenant_tz(&self.store, tenant)
     }
 }
@@ -393,6 +408,7 @@ impl Drop for ExportSlot {
 }
 
 /// Who may call a route.
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// No key needed.
@@ -407,6 +423,7 @@ pub enum Access {
 
 /// One route: the router, the OpenAPI document and the tests' route matrix are all built from
 /// the list of these.
+#[doc(hidden)]
 #[derive(Clone)]
 pub struct RouteSpec {
     pub method: Method,
@@ -454,7 +471,8 @@ const LIST_PARAMS: &[&str] = &[
     "include_total",
 ];
 
-/// Every route: API v1's, then the profiles' (`/compat/…`, [`compat`]).
+/// Every route: API v1's, then the profiles' (`/compat/…`, `compat`).
+#[doc(hidden)]
 pub fn routes() -> Vec<RouteSpec> {
     let r = |method: Method,
              path: &'static str,

@@ -296,7 +296,7 @@ fn put_digits(dst: &mut [u8], mut v: u32) {
 mod tests {
     use super::*;
     use crate::http::wire::{ActivityOut, PageOut};
-    use crate::model::{Activity, Actor, Display, ObjectRef};
+    use crate::model::{Activity, Actor, DisplayText, ObjectRef};
     use crate::store::codec;
     use crate::store::keys::Pos;
     use proptest::prelude::*;
@@ -420,7 +420,7 @@ mod tests {
                         reason,
                         changes,
                         metadata,
-                        display: display.map(|(template, data)| Display { template, data }),
+                        display: display.map(|(template, data)| DisplayText { template, data }),
                     }
                 },
             )
@@ -450,7 +450,7 @@ mod tests {
             reason: None,
             changes: Some(serde_json::json!({"status": ["draft", "sent"], "n": 0.1})),
             metadata: Some(serde_json::json!({})),
-            display: Some(Display {
+            display: Some(DisplayText {
                 template: "{{user}}".into(),
                 data: serde_json::json!({"x": [null, true, -0.0, 1e300]}),
             }),
@@ -552,7 +552,7 @@ mod tests {
                 .iter()
                 .map(|a| {
                     let (pos, bytes) = stored(a);
-                    Record::new(pos, sled::IVec::from(bytes))
+                    Record::from_bytes(pos, &bytes)
                 })
                 .collect();
             let owned = Page {

@@ -48,7 +48,9 @@ pub const ADMIN_KEY_FILE: &str = "admin.key";
 pub struct Bootstrap {
     /// The admin key, when this call created it (shown once).
     pub admin_key: Option<String>,
+    /// Where the admin key was saved, when one was issued.
     pub key_file: Option<PathBuf>,
+    /// The tenant created on this first start, if any.
     pub created_tenant: Option<String>,
 }
 
@@ -103,6 +105,7 @@ pub fn write_secret_file(path: &Path, text: &str) -> std::io::Result<()> {
 /// How to run the server.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
+    /// The HTTP layer's limits and tunables.
     pub config: Config,
     /// How often expired activities are purged; zero disables it.
     pub purge_interval: Duration,

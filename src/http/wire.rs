@@ -7,9 +7,9 @@ use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-use crate::{Activity, Actor, Appended, Display, NewActivity, ObjectRef, Page, Tenant};
+use crate::{Activity, Actor, Appended, DisplayText, NewActivity, ObjectRef, Page, Tenant};
 
-/// Formats a time as API.md's output: RFC 3339, UTC, microseconds.
+/// Formats a time as the API outputs it (`docs/api.md`): RFC 3339, UTC, microseconds.
 pub fn format_time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
@@ -153,7 +153,7 @@ impl From<ActivityIn> for NewActivity {
             reason: a.reason,
             changes: a.changes,
             metadata: a.metadata,
-            display: a.display.map(|d| Display {
+            display: a.display.map(|d| DisplayText {
                 template: d.template,
                 data: d.data,
             }),

@@ -5,16 +5,15 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use super::{Filter, Order};
 use crate::error::{Error, Result};
 use crate::store::keys::{Pos, POS_LEN};
+use crate::store::{Signer, MAC_LEN};
 
 const VERSION: u8 = 1;
 const FP_LEN: usize = 8;
-const MAC_LEN: usize = 16;
 const PAYLOAD_LEN: usize = 2 + POS_LEN + FP_LEN;
 /// Longest cursor text accepted before any decoding is tried.
 const MAX_TEXT: usize = 128;
@@ -35,23 +34,8 @@ pub(crate) fn fingerprint(f: &Filter, order: Order) -> [u8; FP_LEN] {
     out
 }
 
-fn mac(secret: &[u8; 32], tenant: &str, payload: &[u8]) -> [u8; MAC_LEN] {
-    #[expect(clippy::expect_used, reason = "HMAC takes keys of any length")]
-    let mut m = Hmac::<Sha256>::new_from_slice(secret).expect("any key length");
-    m.update(
-        &u64::try_from(tenant.len())
-            .unwrap_or(u64::MAX)
-            .to_be_bytes(),
-    );
-    m.update(tenant.as_bytes());
-    m.update(payload);
-    let mut out = [0u8; MAC_LEN];
-    out.copy_from_slice(&m.finalize().into_bytes()[..MAC_LEN]);
-    out
-}
-
 pub(crate) fn encode(
-    secret: &[u8; 32],
+    key: &impl Signer,
     tenant: &str,
     fp: [u8; FP_LEN],
     forward: bool,
@@ -62,13 +46,13 @@ pub(crate) fn encode(
     buf.push(u8::from(forward));
     buf.extend_from_slice(&pos.encode());
     buf.extend_from_slice(&fp);
-    let tag = mac(secret, tenant, &buf);
+    let tag = key.sign(tenant, &buf);
     buf.extend_from_slice(&tag);
     URL_SAFE_NO_PAD.encode(buf)
 }
 
 pub(crate) fn decode(
-    secret: &[u8; 32],
+    key: &impl Signer,
     tenant: &str,
     fp: [u8; FP_LEN],
     text: &str,
@@ -83,18 +67,10 @@ pub(crate) fn decode(
         return Err(Error::InvalidCursor);
     }
     let (payload, tag) = buf.split_at(PAYLOAD_LEN);
-    // Constant-time comparison: verify_truncated_left compares in constant time.
-    #[expect(clippy::expect_used, reason = "HMAC takes keys of any length")]
-    let mut m = Hmac::<Sha256>::new_from_slice(secret).expect("any key length");
-    m.update(
-        &u64::try_from(tenant.len())
-            .unwrap_or(u64::MAX)
-            .to_be_bytes(),
-    );
-    m.update(tenant.as_bytes());
-    m.update(payload);
-    m.verify_truncated_left(tag)
-        .map_err(|_| Error::InvalidCursor)?;
+    // `verify` compares in constant time.
+    if !key.verify(tenant, payload, tag) {
+        return Err(Error::InvalidCursor);
+    }
     if payload[0] != VERSION || payload[1] > 1 || payload[2 + POS_LEN..] != fp {
         return Err(Error::InvalidCursor);
     }
@@ -111,7 +87,9 @@ mod tests {
     use proptest::prelude::*;
     use uuid::Uuid;
 
-    const SECRET: [u8; 32] = [7; 32];
+    use crate::store::Secret;
+
+    const SECRET: Secret = Secret::new([7; 32]);
 
     fn sample() -> (String, [u8; FP_LEN], Pos) {
         let fp = fingerprint(&Filter::default(), Order::Desc);
@@ -131,7 +109,7 @@ mod tests {
         );
         assert!(decode(&SECRET, "other", fp, &c).is_err(), "another tenant");
         assert!(
-            decode(&[8; 32], "acme", fp, &c).is_err(),
+            decode(&Secret::new([8; 32]), "acme", fp, &c).is_err(),
             "another database"
         );
         let other_fp = fingerprint(

@@ -9,18 +9,21 @@ use std::ops::Bound;
 use uuid::Uuid;
 
 use super::budget::{self, what};
-use super::plan::for_each_distinct_value;
 use super::{filter, Filter, TimeBound};
 use crate::error::{Error, Result};
 use crate::store::keys::{self, IndexKind, Pos};
-use crate::store::{postings, Store};
+use crate::store::Store;
 
 /// A field that facets can enumerate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FacetField {
+    /// `action`.
     Action,
+    /// `resource.type`.
     ResourceType,
+    /// `actor.type`.
     ActorType,
+    /// `actor.name`.
     ActorName,
     /// The values of one context key.
     Context(String),
@@ -47,23 +50,71 @@ impl FacetField {
     }
 }
 
-/// What to enumerate.
+/// What to enumerate. Built with [`FacetRequest::new`] and its setters (fields may be added);
+/// its fields can be read and changed directly.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FacetRequest {
+    /// The field whose values to list.
     pub field: FacetField,
     /// Only values starting with this.
     pub prefix: Option<String>,
+    /// Only activities at or after this.
     pub since: Option<TimeBound>,
+    /// Only activities before this (a date includes that whole day).
     pub until: Option<TimeBound>,
     /// Most values returned (the most frequent first). Memory is proportional to it, not to
     /// the number of distinct values.
     pub limit: usize,
 }
 
+impl FacetRequest {
+    /// The 100 most frequent values of `field`, at any time.
+    pub fn new(field: FacetField) -> FacetRequest {
+        FacetRequest {
+            field,
+            prefix: None,
+            since: None,
+            until: None,
+            limit: 100,
+        }
+    }
+
+    /// Only values starting with `prefix`.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> FacetRequest {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// Only activities at or after `bound`.
+    #[must_use]
+    pub fn since(mut self, bound: TimeBound) -> FacetRequest {
+        self.since = Some(bound);
+        self
+    }
+
+    /// Only activities before `bound` (a date includes that whole day).
+    #[must_use]
+    pub fn until(mut self, bound: TimeBound) -> FacetRequest {
+        self.until = Some(bound);
+        self
+    }
+
+    /// At most `limit` values, the most frequent first.
+    #[must_use]
+    pub fn limit(mut self, limit: usize) -> FacetRequest {
+        self.limit = limit;
+        self
+    }
+}
+
 /// One distinct value and how many activities in the window carry it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FacetValue {
+    /// The value.
     pub value: String,
+    /// How many activities in the window carry it.
     pub count: u64,
 }
 
@@ -131,7 +182,7 @@ impl TopK {
 impl Store {
     /// Distinct values of a field with their counts, most frequent first, ties by value.
     pub fn facets(&self, tenant: &str, req: &FacetRequest) -> Result<Vec<FacetValue>> {
-        // Like `query`: a panic inside sled becomes `Error::EnginePanic`.
+        // Like `query`: a panic inside the engine becomes `Error::EnginePanic`.
         self.read_guard("facets", || self.facets_inner(tenant, req))
     }
 
@@ -140,9 +191,7 @@ impl Store {
         let info = self.tenant_info(tenant)?;
         let mut prefix = keys::index_kind_prefix(info.no, IndexKind::Context);
         keys::push_escaped(&mut prefix, key);
-        self.read_guard("facets", || {
-            Ok(self.log.scan_prefix(&prefix).next().transpose()?.is_some())
-        })
+        self.read_guard("facets", || self.any_key_under(&prefix))
     }
 
     fn facets_inner(&self, tenant: &str, req: &FacetRequest) -> Result<Vec<FacetValue>> {
@@ -186,25 +235,19 @@ impl Store {
         // Each value is counted as it is found and only the best `limit` are kept, so memory
         // is one page of values whatever the field's cardinality.
         let mut top = TopK::new(req.limit);
-        let complete = for_each_distinct_value(
-            &self.log,
-            &scan,
-            value_start,
-            MAX_DISTINCT,
-            what::FACETS,
-            |value, prefix| {
+        let complete =
+            self.for_each_distinct_value(&scan, value_start, MAX_DISTINCT, |value, prefix| {
+                budget::charge(1, what::FACETS)?;
                 budget::check()?;
-                let count = postings::count(&self.log, &prefix, lo, hi, || {
-                    budget::charge(1, what::FACETS)
-                })?;
+                let count =
+                    self.count_positions(&prefix, lo, hi, || budget::charge(1, what::FACETS))?;
                 if count > 0 {
                     let value = String::from_utf8(value)
                         .map_err(|_| Error::Corrupt("facet value".into()))?;
                     top.offer(FacetValue { value, count });
                 }
                 Ok(())
-            },
-        )?;
+            })?;
         if !complete {
             return Err(Error::invalid(
                 "field",

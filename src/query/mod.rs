@@ -50,34 +50,49 @@ impl Order {
 /// A bound on `created_at`: an instant, or a calendar date read in the tenant's time zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TimeBound {
+    /// An instant.
     At(DateTime<Utc>),
+    /// A calendar day in the tenant's time zone.
     Date(NaiveDate),
 }
 
 /// A field the `q` conditions may name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Field {
+    /// `id`.
     Id,
+    /// `created_at` (takes [`Operand::Time`]).
     CreatedAt,
     /// The store's `seq` (integer operands).
     Seq,
     /// The store's `recorded_at` (instants, like `created_at`).
     RecordedAt,
+    /// `action`.
     Action,
+    /// `resource_type`.
     ResourceType,
+    /// `resource_id`.
     ResourceId,
+    /// `actor_type`.
     ActorType,
+    /// `actor_id`.
     ActorId,
+    /// `actor_name`.
     ActorName,
+    /// `actor_email`.
     ActorEmail,
+    /// `target_type`.
     TargetType,
+    /// `target_id`.
     TargetId,
+    /// `summary`.
     Summary,
+    /// `context.KEY`: the value of one context key.
     Context(String),
 }
 
 impl Field {
-    /// Parses a field name of API.md's `q`; `None` for anything else.
+    /// Parses a field name of `q` (`docs/api.md`); `None` for anything else.
     pub fn parse(name: &str) -> Option<Field> {
         Some(match name {
             "id" => Field::Id,
@@ -108,24 +123,37 @@ impl Field {
 /// An operand: a string, an instant for `created_at` and `recorded_at`, an integer for `seq`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Operand {
+    /// A string, for every field but `created_at`.
     Str(String),
+    /// An instant, for `created_at`.
+    /// An instant (`created_at`, `recorded_at`).
     Time(DateTime<Utc>),
+    /// An integer (`seq`).
     Int(u64),
 }
 
 /// The operators of `q`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Op {
+    /// Equal to.
     Equals(Operand),
+    /// Greater than.
     Gt(Operand),
+    /// Greater than or equal to.
     Gte(Operand),
+    /// Less than.
     Lt(Operand),
+    /// Less than or equal to.
     Lte(Operand),
+    /// One of.
     In(Vec<Operand>),
+    /// None of (an absent value is none of them).
     NotIn(Vec<Operand>),
     /// Case-insensitive.
     Contains(String),
+    /// Starts with.
     StartsWith(String),
+    /// Ends with.
     EndsWith(String),
     /// Inclusive at both ends.
     Between(Operand, Operand),
@@ -208,10 +236,12 @@ impl Condition {
         Ok(Condition { field, op })
     }
 
+    /// The field it constrains.
     pub fn field(&self) -> &Field {
         &self.field
     }
 
+    /// The operator and its operands.
     pub fn op(&self) -> &Op {
         &self.op
     }
@@ -237,17 +267,28 @@ pub const MAX_CONDITION_VALUES: usize = 1000;
 pub const MAX_LIMIT: usize = 1000;
 
 /// Filters, all ANDed. An empty list means "no constraint"; a list of several values is an IN.
+/// Built with [`Filter::new`] and its setters (fields may be added, so it has no struct literal
+/// outside this crate); its fields can be read and changed directly.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Filter {
+    /// Only these ids.
     pub ids: Vec<Uuid>,
     /// A value ending in `*` matches every action starting with the rest.
     pub actions: Vec<String>,
+    /// Only these resource types.
     pub resource_types: Vec<String>,
+    /// Only these resource ids.
     pub resource_ids: Vec<String>,
+    /// Only these actor types.
     pub actor_types: Vec<String>,
+    /// Only these actor ids.
     pub actor_ids: Vec<String>,
+    /// Only these actor names.
     pub actor_names: Vec<String>,
+    /// Only these target types.
     pub target_types: Vec<String>,
+    /// Only these target ids.
     pub target_ids: Vec<String>,
     /// Equality on context entries.
     pub context: Vec<(String, String)>,
@@ -255,6 +296,7 @@ pub struct Filter {
     pub since: Option<TimeBound>,
     /// Exclusive; a date includes that whole day.
     pub until: Option<TimeBound>,
+    /// `q` conditions, all ANDed.
     pub conditions: Vec<Condition>,
 }
 
@@ -326,15 +368,21 @@ impl Filter {
     }
 }
 
-/// A query: filters, order, page size and position.
+/// A query: filters, order, page size and position. Built with [`Query::new`] and its setters
+/// (fields may be added, so it has no struct literal outside this crate); its fields can be
+/// read and changed directly.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Query {
+    /// What matches.
     pub filter: Filter,
+    /// Newest first (the default) or oldest first.
     pub order: Order,
     /// 1–1,000.
     pub limit: usize,
     /// A `next_cursor` or `prev_cursor` of an earlier page of the same query.
     pub cursor: Option<String>,
+    /// Whether the page carries the exact number of matches.
     pub include_total: bool,
 }
 
@@ -350,15 +398,158 @@ impl Default for Query {
     }
 }
 
+impl Filter {
+    /// No constraint: every activity matches. The builder methods below add constraints.
+    pub fn new() -> Filter {
+        Filter::default()
+    }
+
+    /// Only these ids.
+    #[must_use]
+    pub fn ids(mut self, ids: impl IntoIterator<Item = Uuid>) -> Filter {
+        self.ids.extend(ids);
+        self
+    }
+
+    /// Only these actions; a value ending in `*` matches every action starting with the rest.
+    #[must_use]
+    pub fn actions<S: Into<String>>(mut self, actions: impl IntoIterator<Item = S>) -> Filter {
+        self.actions.extend(actions.into_iter().map(Into::into));
+        self
+    }
+
+    /// Only these resource types.
+    #[must_use]
+    pub fn resource_types<S: Into<String>>(mut self, v: impl IntoIterator<Item = S>) -> Filter {
+        self.resource_types.extend(v.into_iter().map(Into::into));
+        self
+    }
+
+    /// Only these resource ids.
+    #[must_use]
+    pub fn resource_ids<S: Into<String>>(mut self, v: impl IntoIterator<Item = S>) -> Filter {
+        self.resource_ids.extend(v.into_iter().map(Into::into));
+        self
+    }
+
+    /// Only these actor types.
+    #[must_use]
+    pub fn actor_types<S: Into<String>>(mut self, v: impl IntoIterator<Item = S>) -> Filter {
+        self.actor_types.extend(v.into_iter().map(Into::into));
+        self
+    }
+
+    /// Only these actor ids.
+    #[must_use]
+    pub fn actor_ids<S: Into<String>>(mut self, v: impl IntoIterator<Item = S>) -> Filter {
+        self.actor_ids.extend(v.into_iter().map(Into::into));
+        self
+    }
+
+    /// Only these actor names.
+    #[must_use]
+    pub fn actor_names<S: Into<String>>(mut self, v: impl IntoIterator<Item = S>) -> Filter {
+        self.actor_names.extend(v.into_iter().map(Into::into));
+        self
+    }
+
+    /// Only these target types.
+    #[must_use]
+    pub fn target_types<S: Into<String>>(mut self, v: impl IntoIterator<Item = S>) -> Filter {
+        self.target_types.extend(v.into_iter().map(Into::into));
+        self
+    }
+
+    /// Only these target ids.
+    #[must_use]
+    pub fn target_ids<S: Into<String>>(mut self, v: impl IntoIterator<Item = S>) -> Filter {
+        self.target_ids.extend(v.into_iter().map(Into::into));
+        self
+    }
+
+    /// Only activities whose context holds `key` = `value`.
+    #[must_use]
+    pub fn context(mut self, key: impl Into<String>, value: impl Into<String>) -> Filter {
+        self.context.push((key.into(), value.into()));
+        self
+    }
+
+    /// Only activities at or after `bound`.
+    #[must_use]
+    pub fn since(mut self, bound: TimeBound) -> Filter {
+        self.since = Some(bound);
+        self
+    }
+
+    /// Only activities before `bound` (a date includes that whole day).
+    #[must_use]
+    pub fn until(mut self, bound: TimeBound) -> Filter {
+        self.until = Some(bound);
+        self
+    }
+
+    /// Only activities that satisfy `condition` too.
+    #[must_use]
+    pub fn condition(mut self, condition: Condition) -> Filter {
+        self.conditions.push(condition);
+        self
+    }
+}
+
+impl Query {
+    /// The first page, newest first, of 50 activities, of everything: the same as `default()`.
+    pub fn new() -> Query {
+        Query::default()
+    }
+
+    /// Sets the filter.
+    #[must_use]
+    pub fn filter(mut self, filter: Filter) -> Query {
+        self.filter = filter;
+        self
+    }
+
+    /// Sets the order.
+    #[must_use]
+    pub fn order(mut self, order: Order) -> Query {
+        self.order = order;
+        self
+    }
+
+    /// Sets the page size (1–[`MAX_LIMIT`]; checked by the query).
+    #[must_use]
+    pub fn limit(mut self, limit: usize) -> Query {
+        self.limit = limit;
+        self
+    }
+
+    /// Continues from a `next_cursor` or `prev_cursor` of an earlier page of the same query;
+    /// `None` starts from the first page.
+    #[must_use]
+    pub fn cursor(mut self, cursor: Option<String>) -> Query {
+        self.cursor = cursor;
+        self
+    }
+
+    /// Asks for the exact number of matches with the page.
+    #[must_use]
+    pub fn include_total(mut self, yes: bool) -> Query {
+        self.include_total = yes;
+        self
+    }
+}
+
 /// One page of results: owned activities from [`Store::query`], stored records (to be read in
 /// place) from [`Store::query_records`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T = Activity> {
+    /// The page's items, in the query's order.
     pub items: Vec<T>,
     /// Continues after the last item, in the query's order; `None` on the last page.
     pub next_cursor: Option<String>,
     /// Goes back to the items before the first one; `None` on the first page.
     pub prev_cursor: Option<String>,
+    /// Whether there are items after this page (`next_cursor` is set).
     pub has_more: bool,
     /// The exact number of matches, when asked for.
     pub total: Option<u64>,
@@ -401,7 +592,7 @@ impl Store {
     /// [`Store::query`], with each item the record as stored, to be read in place
     /// ([`Record::view`]) instead of decoded into an owned [`Activity`].
     pub fn query_records(&self, tenant: &str, q: &Query) -> Result<Page<Record>> {
-        // A panic inside sled (it has some on damaged files) becomes `Error::EnginePanic` here instead of unwinding into the caller.
+        // A panic inside the engine (sled has some on damaged files) becomes `Error::EnginePanic` here instead of unwinding into the caller.
         self.read_guard("query", || self.query_inner(tenant, q))
     }
 
@@ -426,7 +617,7 @@ impl Store {
             }
         };
         cursor::encode(
-            &self.secret,
+            self,
             tenant,
             cursor::fingerprint(filter, order),
             forward,
@@ -448,7 +639,7 @@ impl Store {
         let (forward, after) = match &q.cursor {
             None => (true, None),
             Some(c) => {
-                let c = cursor::decode(&self.secret, tenant, fingerprint, c)?;
+                let c = cursor::decode(self, tenant, fingerprint, c)?;
                 (c.forward, Some(c.pos))
             }
         };
@@ -478,7 +669,7 @@ impl Store {
                 r.pos()
             }
         };
-        let mk = |fwd: bool, p: Pos| cursor::encode(&self.secret, tenant, fingerprint, fwd, p);
+        let mk = |fwd: bool, p: Pos| cursor::encode(self, tenant, fingerprint, fwd, p);
         let (next_cursor, prev_cursor) = if forward {
             let next = if more {
                 items.last().map(|a| mk(true, pos(a)))

@@ -6,8 +6,6 @@
 //! changes speed, never the answer. A source is `exact` when it alone decides membership; then
 //! counts read keys and decode nothing.
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 use std::ops::{Bound, RangeBounds};
 
 use uuid::Uuid;
@@ -17,7 +15,6 @@ use super::filter::{self, Window};
 use super::{Field, Filter, Op, Operand, Order};
 use crate::error::Result;
 use crate::store::keys::{self, IndexKind, Pos};
-use crate::store::postings::{self, Postings};
 use crate::store::{ActivityRef, Record, Store, TenantInfo};
 
 /// Most index ranges one query merges; past it the planner picks another source.
@@ -98,60 +95,23 @@ fn constraint_count(f: &Filter) -> usize {
 pub(crate) type ValuePrefix = (Vec<u8>, Vec<u8>);
 
 /// Distinct values of one escaped key component among keys starting with `scan_prefix`, found by
-/// skipping from one value to the next (one seek per value). `value_start` is the offset of the
-/// component in the key. Returns `None` past `max` values. Each value found is charged to the
-/// running budget as one entry examined, as `what`.
+/// skipping from one value to the next (one seek per value; `Store::for_each_distinct_value`).
+/// `value_start` is the offset of the component in the key. Returns `None` past `max` values.
+/// Each value found is charged to the running budget as one entry examined, as `what`.
 pub(crate) fn distinct_values(
-    log: &sled::Tree,
+    store: &Store,
     scan_prefix: &[u8],
     value_start: usize,
     max: usize,
     what: &'static str,
 ) -> Result<Option<Vec<ValuePrefix>>> {
     let mut out = Vec::new();
-    let complete = for_each_distinct_value(log, scan_prefix, value_start, max, what, |v, p| {
+    let complete = store.for_each_distinct_value(scan_prefix, value_start, max, |v, p| {
+        budget::charge(1, what)?;
         out.push((v, p));
         Ok(())
     })?;
     Ok(complete.then_some(out))
-}
-
-/// [`distinct_values`] as a visitor, for callers that keep only some of the values: calls `f`
-/// with each value and its key prefix, in key order. Returns `false` (having called `f` `max`
-/// times) if there are more than `max` values.
-pub(crate) fn for_each_distinct_value(
-    log: &sled::Tree,
-    scan_prefix: &[u8],
-    value_start: usize,
-    max: usize,
-    what: &'static str,
-    mut f: impl FnMut(Vec<u8>, Vec<u8>) -> Result<()>,
-) -> Result<bool> {
-    let mut seen = 0usize;
-    let mut from = scan_prefix.to_vec();
-    loop {
-        let Some(kv) = log.range(from.clone()..).next() else {
-            break;
-        };
-        let (k, _) = kv?;
-        if !k.starts_with(scan_prefix) {
-            break;
-        }
-        let (value, rest) = keys::take_escaped(&k[value_start..])?;
-        let value_prefix = k[..k.len() - rest.len()].to_vec();
-        if seen == max {
-            return Ok(false);
-        }
-        budget::charge(1, what)?;
-        seen += 1;
-        let next = keys::prefix_successor(&value_prefix);
-        f(value, value_prefix)?;
-        match next {
-            Some(n) => from = n,
-            None => break,
-        }
-    }
-    Ok(true)
 }
 
 impl<'f> Plan<'f> {
@@ -378,15 +338,9 @@ impl<'f> Plan<'f> {
         if lo >= hi {
             return Ok(());
         }
-        let range = (
-            Bound::Included(keys::seq_key(self.tenant, lo)),
-            Bound::Excluded(keys::seq_key(self.tenant, hi)),
-        );
-        let dir = if asc { Order::Asc } else { Order::Desc };
-        for kv in directed(store.log.range(range), dir) {
+        for pos in store.seq_positions(self.tenant, lo, hi, asc) {
             budget::charge(1, what)?;
-            let (_, v) = kv?;
-            let pos = Pos::decode(&v)?;
+            let pos = pos?;
             // Gone: purged between reading the entry and the record (see `run`).
             let Some(r) = store.stored_at(self.tenant, pos)? else {
                 continue;
@@ -443,20 +397,17 @@ impl<'f> Plan<'f> {
                 Ok(())
             }
             Source::Records => {
-                let range = keys::suffix_range(&keys::record_prefix(self.tenant), lo, hi);
-                for kv in directed(store.log.range(range), order) {
+                for r in store.records_in(self.tenant, lo, hi, order == Order::Asc) {
                     budget::charge(1, what)?;
-                    let (k, v) = kv?;
-                    let pos = keys::suffix_pos(&k)?;
-                    if !emit(Record::new(pos, v))? {
+                    if !emit(r?)? {
                         break;
                     }
                 }
                 Ok(())
             }
             Source::Ranges(prefixes) => {
-                let mut merge = Merge::new(store, prefixes, lo, hi, order)?;
-                while let Some(pos) = merge.next()? {
+                let mut merge = store.positions(prefixes, lo, hi, order == Order::Asc)?;
+                while let Some(pos) = merge.next_pos()? {
                     budget::charge(1, what)?;
                     // A position whose record is gone was removed by a retention purge between
                     // reading the index and reading the record (an append writes a record with
@@ -490,20 +441,13 @@ impl<'f> Plan<'f> {
             Source::Empty => Ok(0),
             Source::Ids(list) => Ok(list.len() as u64),
             Source::Records => {
-                let mut n = 0u64;
-                let prefix = keys::record_prefix(self.tenant);
-                for kv in store.log.range(keys::suffix_range(&prefix, lo, hi)) {
-                    budget::charge(1, what::TOTAL)?;
-                    kv?;
-                    n += 1;
-                }
-                Ok(n)
+                store.count_records(self.tenant, lo, hi, || budget::charge(1, what::TOTAL))
             }
-            // `postings::count` adds list lengths without decoding; the budget is charged once
+            // `count_positions` adds list lengths without decoding; the budget is charged once
             // per list it reads.
             Source::Ranges(prefixes) => prefixes
                 .iter()
-                .map(|p| postings::count(&store.log, p, lo, hi, || budget::charge(1, what::TOTAL)))
+                .map(|p| store.count_positions(p, lo, hi, || budget::charge(1, what::TOTAL)))
                 .sum(),
         }
     }
@@ -517,7 +461,7 @@ fn leading_values(
     max: usize,
 ) -> Result<Option<Vec<String>>> {
     let prefix = keys::index_kind_prefix(tenant, kind);
-    let Some(values) = distinct_values(&store.log, &prefix, prefix.len(), max, what::PLAN)? else {
+    let Some(values) = distinct_values(store, &prefix, prefix.len(), max, what::PLAN)? else {
         return Ok(None);
     };
     let mut out = Vec::with_capacity(values.len());
@@ -580,7 +524,7 @@ fn action_ranges(store: &Store, tenant: u32, f: &Filter) -> Result<Option<Vec<Ve
         let mut scan = kind_prefix.clone();
         keys::push_escaped_open(&mut scan, &p);
         let room = MAX_RANGES.saturating_sub(out.len());
-        match distinct_values(&store.log, &scan, kind_prefix.len(), room, what::PLAN)? {
+        match distinct_values(store, &scan, kind_prefix.len(), room, what::PLAN)? {
             Some(values) => out.extend(values.into_iter().map(|(_, prefix)| prefix)),
             None => return Err(too_many()),
         }
@@ -627,98 +571,6 @@ fn normalize_patterns(patterns: Vec<(String, bool)>) -> Vec<(String, bool)> {
         .map(|p| (p, true))
         .chain(values.into_iter().map(|v| (v, false)))
         .collect()
-}
-
-type KvIter = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
-
-fn directed(iter: sled::Iter, order: Order) -> KvIter {
-    match order {
-        Order::Asc | Order::Seq => Box::new(iter),
-        Order::Desc => Box::new(iter.rev()),
-    }
-}
-
-/// One range's current head in the merge heap, ordered so the next position in scan order is on top.
-struct Head {
-    pos: Pos,
-    src: usize,
-    asc: bool,
-}
-
-impl Ord for Head {
-    fn cmp(&self, other: &Self) -> Ordering {
-        let c = self.pos.cmp(&other.pos).then(self.src.cmp(&other.src));
-        if self.asc {
-            c.reverse()
-        } else {
-            c
-        }
-    }
-}
-impl PartialOrd for Head {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl PartialEq for Head {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Head {}
-
-/// A k-way merge of index ranges (each a value's posting lists) by `(time, id)`.
-struct Merge {
-    sources: Vec<Postings>,
-    heap: BinaryHeap<Head>,
-    asc: bool,
-    last: Option<Pos>,
-}
-
-impl Merge {
-    fn new(
-        store: &Store,
-        prefixes: &[Vec<u8>],
-        lo: Bound<Pos>,
-        hi: Bound<Pos>,
-        order: Order,
-    ) -> Result<Merge> {
-        let asc = order == Order::Asc;
-        let mut m = Merge {
-            sources: Vec::with_capacity(prefixes.len()),
-            heap: BinaryHeap::new(),
-            asc,
-            last: None,
-        };
-        for (src, p) in prefixes.iter().enumerate() {
-            m.sources.push(Postings::new(&store.log, p, lo, hi, asc));
-            m.advance(src)?;
-        }
-        Ok(m)
-    }
-
-    fn advance(&mut self, src: usize) -> Result<()> {
-        if let Some(pos) = self.sources[src].next_pos()? {
-            self.heap.push(Head {
-                pos,
-                src,
-                asc: self.asc,
-            });
-        }
-        Ok(())
-    }
-
-    fn next(&mut self) -> Result<Option<Pos>> {
-        while let Some(Head { pos, src, .. }) = self.heap.pop() {
-            self.advance(src)?;
-            if self.last == Some(pos) {
-                continue;
-            }
-            self.last = Some(pos);
-            return Ok(Some(pos));
-        }
-        Ok(None)
-    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::model::{Activity, Actor, Display, ObjectRef};
+use crate::model::{Activity, Actor, DisplayText, ObjectRef};
 use crate::store::keys::Pos;
 
 const V1: u8 = 1;
@@ -230,6 +230,7 @@ pub(crate) fn view(pos: Pos, bytes: &[u8]) -> Result<ActivityRef<'_>> {
 /// (`to_activity` parses them; `Store::verify` does so for every record).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActivityRef<'a> {
+    /// The id.
     pub id: Uuid,
     /// `created_at` in microseconds since the Unix epoch (as the key holds it; see
     /// [`ActivityRef::created_at`]).
@@ -239,41 +240,56 @@ pub struct ActivityRef<'a> {
     /// When the store committed it, in microseconds since the Unix epoch (see
     /// [`ActivityRef::recorded_at`]).
     pub recorded_at: i64,
+    /// What was done.
     pub action: &'a str,
+    /// What it was done to.
     pub resource: ObjRef<'a>,
+    /// Who did it, if recorded.
     pub actor: Option<ActorRef<'a>>,
+    /// What the action was aimed at, besides the resource.
     pub target: Option<ObjRef<'a>>,
     /// Sorted by key, keys unique (as appends validate them).
     pub context: ContextRef<'a>,
+    /// A line of text about it.
     pub summary: Option<&'a str>,
+    /// Why it was done.
     pub reason: Option<&'a str>,
     /// JSON text of an object.
     pub changes: Option<&'a str>,
     /// JSON text of an object.
     pub metadata: Option<&'a str>,
+    /// How to present it.
     pub display: Option<DisplayRef<'a>>,
 }
 
 /// A borrowed [`ObjectRef`]: the resource or the target of an activity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ObjRef<'a> {
+    /// The type.
     pub kind: &'a str,
+    /// The id, if any.
     pub id: Option<&'a str>,
 }
 
 /// A borrowed [`Actor`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ActorRef<'a> {
+    /// The actor's type.
     pub kind: &'a str,
+    /// The actor's id.
     pub id: Option<&'a str>,
+    /// The actor's display name.
     pub name: Option<&'a str>,
+    /// The actor's email address.
     pub email: Option<&'a str>,
 }
 
-/// A borrowed [`Display`]; `data` is the JSON text of an object.
+/// A borrowed [`DisplayText`]; `data` is the JSON text of an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DisplayRef<'a> {
+    /// The message template.
     pub template: &'a str,
+    /// The JSON text of the template's data (an object).
     pub data: &'a str,
 }
 
@@ -298,6 +314,7 @@ impl<'a> ContextRef<'a> {
         ContextRef(Pairs::Owned(pairs))
     }
 
+    /// How many entries.
     pub fn len(&self) -> usize {
         match self.0 {
             Pairs::Stored { len, .. } => len,
@@ -305,6 +322,7 @@ impl<'a> ContextRef<'a> {
         }
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -427,10 +445,10 @@ impl ActivityRef<'_> {
             metadata: json(self.metadata)?,
             display: self
                 .display
-                .map(|d| -> Result<Display> {
+                .map(|d| -> Result<DisplayText> {
                     let data = serde_json::from_str(d.data)
                         .map_err(|e| Error::Corrupt(format!("stored display data: {e}")))?;
-                    Ok(Display {
+                    Ok(DisplayText {
                         template: d.template.to_owned(),
                         data,
                     })
@@ -454,14 +472,22 @@ impl Record {
         Record { pos, bytes }
     }
 
+    /// A record of bytes that were never stored (for tests of writers).
+    #[cfg(test)]
+    pub(crate) fn from_bytes(pos: Pos, bytes: &[u8]) -> Record {
+        Record::new(pos, sled::IVec::from(bytes))
+    }
+
     pub(crate) fn pos(&self) -> Pos {
         self.pos
     }
 
+    /// The activity's id.
     pub fn id(&self) -> Uuid {
         self.pos.id
     }
 
+    /// The activity's time.
     pub fn created_at(&self) -> DateTime<Utc> {
         crate::model::micros_to_time(self.pos.time)
     }
@@ -604,7 +630,7 @@ mod tests {
             reason: None,
             changes: Some(serde_json::json!({"status": ["draft", "sent"]})),
             metadata: Some(serde_json::json!({"n": 1.5, "deep": {"x": [null, true]}})),
-            display: Some(Display {
+            display: Some(DisplayText {
                 template: "{{user}} sent".into(),
                 data: serde_json::json!({}),
             }),
@@ -654,8 +680,8 @@ mod tests {
             metadata: json_value(r.metadata)?,
             display: r
                 .display
-                .map(|(template, data)| -> Result<Display> {
-                    Ok(Display {
+                .map(|(template, data)| -> Result<DisplayText> {
+                    Ok(DisplayText {
                         template,
                         data: serde_json::from_str(&data)
                             .map_err(|e| Error::Corrupt(e.to_string()))?,
@@ -704,7 +730,7 @@ mod tests {
                         reason,
                         changes: c.then(|| serde_json::json!({"a": [1, "b"]})),
                         metadata: m.then(|| serde_json::json!({"n": 2.5})),
-                        display: d.then(|| Display {
+                        display: d.then(|| DisplayText {
                             template: "t".into(),
                             data: serde_json::json!({"x": null}),
                         }),

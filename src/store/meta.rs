@@ -161,15 +161,20 @@ pub(crate) fn load_tenants(meta: &sled::Tree) -> Result<HashMap<String, TenantIn
 pub enum Scope {
     /// Tenants, keys, and every tenant's data.
     Admin,
+    /// May read the tenant's activities.
     Read,
+    /// May append to the tenant's log.
     Write,
+    /// May read and append.
     ReadWrite,
 }
 
 impl Scope {
+    /// Whether the scope allows reads.
     pub fn can_read(self) -> bool {
         matches!(self, Scope::Admin | Scope::Read | Scope::ReadWrite)
     }
+    /// Whether the scope allows appends.
     pub fn can_write(self) -> bool {
         matches!(self, Scope::Admin | Scope::Write | Scope::ReadWrite)
     }
@@ -182,10 +187,13 @@ pub struct ApiKeyRecord {
     pub key_id: String,
     /// `None` for an admin key.
     pub tenant: Option<String>,
+    /// What the key may do.
     pub scope: Scope,
     /// A hash of the secret part (the caller chooses the hash).
     pub hash: [u8; 32],
+    /// When the key was issued.
     pub created_at: DateTime<Utc>,
+    /// Whether the key was revoked (it then authenticates nothing).
     pub revoked: bool,
 }
 

@@ -12,6 +12,8 @@ pub(crate) mod keys;
 mod meta;
 mod migrate;
 pub(crate) mod postings;
+mod scan;
+mod secret;
 mod verify;
 
 use std::collections::HashMap;
@@ -31,7 +33,34 @@ use crate::model::{
 pub use codec::{ActivityRef, ActorRef, ContextIter, ContextRef, DisplayRef, ObjRef, Record};
 use keys::{IndexKind, Pos};
 pub use meta::{ApiKeyRecord, Scope};
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use secret::Secret;
+pub(crate) use secret::{Signer, MAC_LEN};
 pub use verify::VerifyReport;
+
+/// The storage engine's error, opaque: its `Display` is the engine's message and its
+/// [`source`](std::error::Error::source) the engine error's own source, but no engine type is
+/// part of the API, so an engine upgrade does not change it. Reached through
+/// [`Error::Storage`].
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct StorageError(sled::Error);
+
+impl StorageError {
+    /// The I/O error underneath, when the engine failed on I/O.
+    pub fn io_error(&self) -> Option<&std::io::Error> {
+        match &self.0 {
+            sled::Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<sled::Error> for Error {
+    fn from(e: sled::Error) -> Error {
+        Error::Storage(StorageError(e))
+    }
+}
 
 /// When an append is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -61,8 +90,11 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FaultPoint {
+    /// Opening the database.
     Open,
+    /// Writing a batch (an append, a purge).
     ApplyBatch,
+    /// Flushing to disk.
     Flush,
     /// Before a read entry point (`get`, `query`, `count`, `scan`, `facets`, `purge_expired`,
     /// `verify`, API key lookups) first touches the engine. A hook that panics here stands in
@@ -77,15 +109,19 @@ pub enum FaultPoint {
 /// that operation fail with an I/O error instead of running.
 pub type FaultHook = Arc<dyn Fn(FaultPoint) -> bool + Send + Sync>;
 
-/// How to open a store.
+/// How to open a store. Built with [`Options::new`] (or `default()`) and its setters (fields
+/// may be added, so it has no struct literal outside this crate).
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct Options {
+    /// When an append is acknowledged.
     pub durability: Durability,
-    /// sled's page cache, in bytes.
+    /// The storage engine's page cache, in bytes.
     pub cache_capacity: u64,
+    /// The clock appends without a time are stamped with.
     pub clock: Clock,
     /// Injected storage faults, for tests. `None` in production.
-    pub fault_hook: Option<FaultHook>,
+    pub(crate) fault_hook: Option<FaultHook>,
 }
 
 impl Default for Options {
@@ -96,6 +132,42 @@ impl Default for Options {
             clock: Arc::new(Utc::now),
             fault_hook: None,
         }
+    }
+}
+
+impl Options {
+    /// The defaults: [`Durability::Sync`], a 128 MiB page cache, the system clock.
+    pub fn new() -> Options {
+        Options::default()
+    }
+
+    /// Sets when an append is acknowledged.
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Options {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets the storage engine's page cache, in bytes.
+    #[must_use]
+    pub fn cache_capacity(mut self, bytes: u64) -> Options {
+        self.cache_capacity = bytes;
+        self
+    }
+
+    /// Sets the clock appends without a time are stamped with (for tests).
+    #[must_use]
+    pub fn clock(mut self, clock: Clock) -> Options {
+        self.clock = clock;
+        self
+    }
+
+    /// Injects storage faults (for the crate's own tests; not part of the API).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn fault_hook(mut self, hook: FaultHook) -> Options {
+        self.fault_hook = Some(hook);
+        self
     }
 }
 
@@ -129,11 +201,12 @@ pub(crate) struct TenantInfo {
 /// An open activity store. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Store {
     db: sled::Db,
-    pub(crate) log: sled::Tree,
+    log: sled::Tree,
     meta: sled::Tree,
     path: PathBuf,
     options: Options,
-    pub(crate) secret: [u8; 32],
+    /// Signs cursors (see [`Signer`]); never leaves the store.
+    secret: secret::Secret,
     tenants: RwLock<HashMap<String, TenantInfo>>,
     /// Serializes the check-then-write of appends, retention and tenant creation. Holds each
     /// tenant's log head (last `seq` and `recorded_at`) once an append has read it: the next
@@ -145,6 +218,16 @@ pub struct Store {
     generations: Mutex<HashMap<u32, u64>>,
     /// Held until the store is dropped; declared last so it is released last.
     _dir_lock: std::fs::File,
+}
+
+impl Signer for Store {
+    fn sign(&self, tenant: &str, payload: &[u8]) -> [u8; MAC_LEN] {
+        self.secret.sign(tenant, payload)
+    }
+
+    fn verify(&self, tenant: &str, payload: &[u8], tag: &[u8]) -> bool {
+        self.secret.verify(tenant, payload, tag)
+    }
 }
 
 impl Drop for Store {
@@ -301,7 +384,7 @@ impl Store {
                 })
             }
         })?;
-        let secret = guard("open", || meta::secret(&meta_tree))?;
+        let secret = secret::Secret::new(guard("open", || meta::secret(&meta_tree))?);
         let tenants = guard("open", || meta::load_tenants(&meta_tree))?;
         let commit = commit::GroupCommit::default();
         Ok(Store {

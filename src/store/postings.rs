@@ -21,8 +21,7 @@ use sled::IVec;
 
 use crate::error::{Error, Result};
 use crate::store::keys::{self, Pos, POS_LEN};
-
-type KvIter = Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>>;
+use crate::store::scan::Directed;
 
 /// The positions of one list: `first` (from the key) and the rest (the value), validated.
 pub(crate) fn decode(first: Pos, rest: &[u8]) -> Result<Vec<Pos>> {
@@ -191,7 +190,7 @@ pub(crate) fn contains(log: &sled::Tree, prefix: &[u8], pos: Pos) -> Result<bool
 
 /// The positions of one value prefix within `lo..hi`, in scan order, one bucket at a time.
 pub(crate) struct Postings {
-    iter: KvIter,
+    iter: Directed,
     bounds: (Bound<Pos>, Bound<Pos>),
     asc: bool,
     /// The current bucket's positions, next one last.
@@ -208,13 +207,8 @@ impl Postings {
         hi: Bound<Pos>,
         asc: bool,
     ) -> Postings {
-        let iter = log.range(range(prefix, lo, hi));
         Postings {
-            iter: if asc {
-                Box::new(iter)
-            } else {
-                Box::new(iter.rev())
-            },
+            iter: Directed::new(log.range(range(prefix, lo, hi)), asc),
             bounds: (lo, hi),
             asc,
             buf: Vec::new(),

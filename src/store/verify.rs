@@ -18,8 +18,11 @@ use crate::store::{codec, derived_prefixes, id_time_hint, postings, Store};
 /// What `verify` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VerifyReport {
+    /// Records checked.
     pub records: u64,
+    /// Index positions checked.
     pub index_entries: u64,
+    /// Id entries checked.
     pub id_entries: u64,
     /// Entries of the log's order, one per record.
     pub seq_entries: u64,
@@ -28,6 +31,7 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
+    /// Whether nothing disagreed.
     pub fn is_ok(&self) -> bool {
         self.problem.is_none()
     }

@@ -21,16 +21,8 @@ struct Running {
 
 async fn running(config: Config, n: usize, metadata_bytes: usize) -> Running {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        Store::open(
-            dir.path(),
-            Options {
-                durability: Durability::Relaxed,
-                ..Default::default()
-            },
-        )
-        .unwrap(),
-    );
+    let store =
+        Arc::new(Store::open(dir.path(), Options::new().durability(Durability::Relaxed)).unwrap());
     store.create_tenant("t", TenantSettings::default()).unwrap();
     let k = issue_key(Some("t".into()), Scope::ReadWrite, chrono::Utc::now());
     store.put_api_key(&k.record).unwrap();
@@ -38,14 +30,15 @@ async fn running(config: Config, n: usize, metadata_bytes: usize) -> Running {
     for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
         let batch = chunk
             .iter()
-            .map(|i| NewActivity {
-                action: "a".into(),
-                resource: ObjectRef {
-                    kind: "T".into(),
-                    id: Some(format!("r{i}")),
-                },
-                metadata: Some(serde_json::json!({ "blob": blob })),
-                ..Default::default()
+            .map(|i| {
+                NewActivity::new(
+                    "a",
+                    ObjectRef {
+                        kind: "T".into(),
+                        id: Some(format!("r{i}")),
+                    },
+                )
+                .metadata(serde_json::json!({ "blob": blob }))
             })
             .collect();
         store.append_batch("t", batch).unwrap();

@@ -25,16 +25,7 @@ fn crash_child_process() {
         return;
     };
     let run: u64 = run.parse().unwrap();
-    let store = Arc::new(
-        Store::open(
-            &dir,
-            Options {
-                cache_capacity: 8 << 20,
-                ..Default::default()
-            },
-        )
-        .unwrap(),
-    );
+    let store = Arc::new(Store::open(&dir, Options::new().cache_capacity(8 << 20)).unwrap());
     let out = Arc::new(Mutex::new(std::io::stdout()));
     let threads: Vec<_> = (0..3u64)
         .map(|thread| {
@@ -45,18 +36,18 @@ fn crash_child_process() {
                     let batch_id = (run << 40) | (thread << 32) | n;
                     let size = rng.gen_range(1..=20usize);
                     let batch: Vec<NewActivity> = (0..size)
-                        .map(|i| NewActivity {
-                            id: (i % 2 == 0).then(|| Uuid::from_u64_pair(batch_id, i as u64)),
-                            action: format!("a{}", i % 3),
-                            resource: ObjectRef {
-                                kind: "T".into(),
-                                id: Some(format!("r{}", i % 7)),
-                            },
-                            context: vec![
-                                ("batch".into(), batch_id.to_string()),
-                                ("size".into(), size.to_string()),
-                            ],
-                            ..Default::default()
+                        .map(|i| {
+                            let mut a = NewActivity::new(
+                                format!("a{}", i % 3),
+                                ObjectRef {
+                                    kind: "T".into(),
+                                    id: Some(format!("r{}", i % 7)),
+                                },
+                            )
+                            .context("batch", batch_id.to_string())
+                            .context("size", size.to_string());
+                            a.id = (i % 2 == 0).then(|| Uuid::from_u64_pair(batch_id, i as u64));
+                            a
                         })
                         .collect();
                     let acks = store.append_batch("crash", batch).unwrap();
@@ -137,10 +128,7 @@ fn sigkill_loses_no_acknowledged_append() {
                     "run {run}: acknowledged {id} lost"
                 );
             }
-            let f = Filter {
-                context: vec![("batch".into(), batch.to_string())],
-                ..Default::default()
-            };
+            let f = Filter::new().context("batch", batch.to_string());
             assert_eq!(
                 store.count("crash", &f).unwrap(),
                 *size as u64,

@@ -16,11 +16,9 @@ use crate::damaged::env_usize;
 fn store_with_data(dir: &std::path::Path) -> Store {
     let store = Store::open(
         dir,
-        Options {
-            durability: Durability::Relaxed,
-            cache_capacity: 8 << 20,
-            ..Default::default()
-        },
+        Options::new()
+            .durability(Durability::Relaxed)
+            .cache_capacity(8 << 20),
     )
     .unwrap();
     for tenant in ["alpha", "beta"] {
@@ -28,14 +26,15 @@ fn store_with_data(dir: &std::path::Path) -> Store {
             .create_tenant(tenant, TenantSettings::default())
             .unwrap();
         let batch = (0..300)
-            .map(|i| NewActivity {
-                action: ["invoice.sent", "invoice.paid", "user.login"][i % 3].into(),
-                resource: ObjectRef {
-                    kind: "Invoice".into(),
-                    id: Some(format!("inv_{}", i % 11)),
-                },
-                context: vec![("origin".into(), ["API", "UI"][i % 2].into())],
-                ..Default::default()
+            .map(|i| {
+                NewActivity::new(
+                    ["invoice.sent", "invoice.paid", "user.login"][i % 3],
+                    ObjectRef {
+                        kind: "Invoice".into(),
+                        id: Some(format!("inv_{}", i % 11)),
+                    },
+                )
+                .context("origin", ["API", "UI"][i % 2])
             })
             .collect();
         store.append_batch(tenant, batch).unwrap();
@@ -46,11 +45,7 @@ fn store_with_data(dir: &std::path::Path) -> Store {
 fn queries() -> Vec<Query> {
     let mut out = vec![];
     for order in [Order::Desc, Order::Asc] {
-        let mut q = Query {
-            order,
-            limit: 7,
-            ..Default::default()
-        };
+        let mut q = Query::new().order(order).limit(7);
         out.push(q.clone());
         q.filter.actions = vec!["invoice.*".into()];
         out.push(q.clone());
@@ -99,10 +94,7 @@ fn harvest(store: &Store, tenant: &str) -> Vec<(Query, String)> {
 }
 
 fn rejected(store: &Store, tenant: &str, q: &Query, cursor: String) -> bool {
-    let q = Query {
-        cursor: Some(cursor),
-        ..q.clone()
-    };
+    let q = q.clone().cursor(Some(cursor));
     matches!(store.query(tenant, &q), Err(Error::InvalidCursor))
 }
 
@@ -118,11 +110,7 @@ fn every_tampered_cursor_is_rejected() {
 
     // Every harvested cursor is valid as it is, and with another page size.
     for (q, c) in &cursors {
-        let q2 = Query {
-            cursor: Some(c.clone()),
-            limit: 50,
-            ..q.clone()
-        };
+        let q2 = q.clone().cursor(Some(c.clone())).limit(50);
         store.query("alpha", &q2).unwrap();
     }
 

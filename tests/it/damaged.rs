@@ -62,15 +62,13 @@ fn damaged_child_process() {
     let relaxed = std::env::var(CHILD_RELAXED).is_ok();
     let store = match Store::open(
         &dir,
-        Options {
-            cache_capacity: 8 << 20,
-            durability: if relaxed {
+        Options::new()
+            .cache_capacity(8 << 20)
+            .durability(if relaxed {
                 Durability::Relaxed
             } else {
                 Durability::Sync
-            },
-            ..Default::default()
-        },
+            }),
     ) {
         Ok(s) => s,
         Err(e) => {
@@ -104,14 +102,13 @@ fn damaged_child_process() {
     }
     // The recovered store takes writes again (or says why not).
     let write = store.tenants().first().map(|t| {
-        let a = NewActivity {
-            action: "after.damage".into(),
-            resource: ObjectRef {
+        let a = NewActivity::new(
+            "after.damage",
+            ObjectRef {
                 kind: "T".into(),
                 id: None,
             },
-            ..Default::default()
-        };
+        );
         store.append(&t.id, a).and_then(|_| store.flush())
     });
     if let Some(Err(e)) = write {
@@ -130,10 +127,7 @@ fn walk(store: &Store, tenant: &str) -> Result<usize> {
     if store.tenant(tenant).is_none() {
         return Ok(0);
     }
-    let mut q = Query {
-        limit: 500,
-        ..Default::default()
-    };
+    let mut q = Query::new().limit(500);
     let mut n = 0;
     loop {
         let page = store.query(tenant, &q)?;
@@ -161,27 +155,29 @@ fn build(dir: &Path) {
             let batch = (0..100)
                 .map(|i| {
                     let k = chunk * 100 + i;
-                    NewActivity {
-                        id: (k % 5 == 0).then(uuid::Uuid::new_v4),
-                        action: format!("invoice.{}", ["sent", "paid", "voided"][k % 3]),
-                        resource: ObjectRef {
-                            kind: "Invoice".into(),
-                            id: Some(format!("inv_{k}")),
-                        },
-                        actor: Some(Actor {
+                    {
+                        let mut a = NewActivity::new(
+                            format!("invoice.{}", ["sent", "paid", "voided"][k % 3]),
+                            ObjectRef {
+                                kind: "Invoice".into(),
+                                id: Some(format!("inv_{k}")),
+                            },
+                        )
+                        .actor(Actor {
                             kind: "user".into(),
                             id: Some(format!("u{}", k % 17)),
                             name: Some(format!("User {}", k % 17)),
                             email: None,
-                        }),
-                        target: Some(ObjectRef {
+                        })
+                        .target(ObjectRef {
                             kind: "Customer".into(),
                             id: Some(format!("c{}", k % 31)),
-                        }),
-                        context: vec![("origin".into(), "API".into())],
-                        summary: Some("x".repeat(k % 200)),
-                        metadata: Some(serde_json::json!({"k": k})),
-                        ..Default::default()
+                        })
+                        .context("origin", "API")
+                        .summary("x".repeat(k % 200))
+                        .metadata(serde_json::json!({"k": k}));
+                        a.id = (k % 5 == 0).then(uuid::Uuid::new_v4);
+                        a
                     }
                 })
                 .collect();

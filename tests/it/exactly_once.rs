@@ -9,16 +9,15 @@ use actlog::*;
 use uuid::Uuid;
 
 fn activity(id: Uuid) -> NewActivity {
-    NewActivity {
-        id: Some(id),
-        action: "retry".into(),
-        resource: ObjectRef {
+    NewActivity::new(
+        "retry",
+        ObjectRef {
             kind: "T".into(),
             id: Some(id.to_string()),
         },
-        context: vec![("k".into(), "v".into())],
-        ..Default::default()
-    }
+    )
+    .id(id)
+    .context("k", "v")
 }
 
 #[test]
@@ -65,10 +64,7 @@ fn concurrent_retries_of_one_id_store_it_once() {
         store.count("t", &Filter::default()).unwrap(),
         ids.len() as u64
     );
-    let by_index = Filter {
-        context: vec![("k".into(), "v".into())],
-        ..Default::default()
-    };
+    let by_index = Filter::new().context("k", "v");
     assert_eq!(store.count("t", &by_index).unwrap(), ids.len() as u64);
     assert!(store.verify().unwrap().is_ok());
 }

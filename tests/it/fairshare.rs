@@ -27,16 +27,8 @@ use crate::kill9::{http_raw, start};
 #[tokio::test]
 async fn a_key_over_its_rate_gets_429_with_retry_after_and_other_keys_do_not() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        Store::open(
-            dir.path(),
-            Options {
-                durability: Durability::Relaxed,
-                ..Default::default()
-            },
-        )
-        .unwrap(),
-    );
+    let store =
+        Arc::new(Store::open(dir.path(), Options::new().durability(Durability::Relaxed)).unwrap());
     store.create_tenant("a", TenantSettings::default()).unwrap();
     let now = chrono::Utc::now();
     let k1 = issue_key(Some("a".into()), Scope::ReadWrite, now);
@@ -349,14 +341,15 @@ fn one_key_cannot_starve_another_tenant() {
             let mut i = 0;
             while i < n {
                 let batch: Vec<NewActivity> = (i..n.min(i + 1000))
-                    .map(|j| NewActivity {
-                        action: format!("act.{}", j % 30),
-                        resource: ObjectRef {
-                            kind: "T".into(),
-                            id: Some(format!("r{j}")),
-                        },
-                        summary: Some(format!("{} {j}", "lorem ipsum ".repeat(20))),
-                        ..Default::default()
+                    .map(|j| {
+                        NewActivity::new(
+                            format!("act.{}", j % 30),
+                            ObjectRef {
+                                kind: "T".into(),
+                                id: Some(format!("r{j}")),
+                            },
+                        )
+                        .summary(format!("{} {j}", "lorem ipsum ".repeat(20)))
                     })
                     .collect();
                 i += batch.len();

@@ -19,27 +19,22 @@ fn fail_nth(n: usize) -> (FaultHook, Arc<AtomicUsize>) {
 
 fn batch(tag: &str, n: usize) -> Vec<NewActivity> {
     (0..n)
-        .map(|i| NewActivity {
-            action: "fault".into(),
-            resource: ObjectRef {
-                kind: "T".into(),
-                id: Some(format!("{i}")),
-            },
-            context: vec![("tag".into(), tag.into())],
-            ..Default::default()
+        .map(|i| {
+            NewActivity::new(
+                "fault",
+                ObjectRef {
+                    kind: "T".into(),
+                    id: Some(format!("{i}")),
+                },
+            )
+            .context("tag", tag)
         })
         .collect()
 }
 
 fn count_tag(store: &Store, tag: &str) -> u64 {
     store
-        .count(
-            "a",
-            &Filter {
-                context: vec![("tag".into(), tag.into())],
-                ..Default::default()
-            },
-        )
+        .count("a", &Filter::new().context("tag", tag))
         .unwrap()
 }
 
@@ -53,13 +48,7 @@ fn campaign(size: usize, op: impl Fn(&Store, &str) -> Result<()>) {
     for n in 1.. {
         let tag = format!("n{n}");
         let (hook, _) = fail_nth(n);
-        let result = match Store::open(
-            dir.path(),
-            Options {
-                fault_hook: Some(hook),
-                ..Default::default()
-            },
-        ) {
+        let result = match Store::open(dir.path(), Options::new().fault_hook(hook)) {
             Err(e) => Err(e),
             Ok(store) => op(&store, &tag),
         };
@@ -112,11 +101,9 @@ fn a_failed_flush_is_reported() {
     let mut failures = 0;
     for n in 1..10 {
         let (hook, seen) = fail_nth(n);
-        let opts = Options {
-            durability: Durability::Relaxed,
-            fault_hook: Some(hook),
-            ..Default::default()
-        };
+        let opts = Options::new()
+            .durability(Durability::Relaxed)
+            .fault_hook(hook);
         let Ok(store) = Store::open(dir.path(), opts) else {
             continue;
         };
@@ -142,14 +129,7 @@ fn a_failed_open_can_be_retried() {
         .create_tenant("a", TenantSettings::default())
         .unwrap();
     let (hook, _) = fail_nth(1);
-    let err = Store::open(
-        dir.path(),
-        Options {
-            fault_hook: Some(hook),
-            ..Default::default()
-        },
-    )
-    .unwrap_err();
+    let err = Store::open(dir.path(), Options::new().fault_hook(hook)).unwrap_err();
     assert!(matches!(err, Error::Io(_)));
     let store = Store::open(dir.path(), Options::default()).unwrap();
     assert_eq!(store.tenants().len(), 1);
@@ -181,14 +161,7 @@ fn a_replay_after_a_failed_flush_waits_for_a_flush() {
         n.fetch_add(1, Ordering::SeqCst);
         false
     });
-    let store = Store::open(
-        dir.path(),
-        Options {
-            fault_hook: Some(hook),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let store = Store::open(dir.path(), Options::new().fault_hook(hook)).unwrap();
     let mut one = batch("replay", 1).remove(0);
     one.id = Some(uuid::Uuid::new_v4());
     let mut many = batch("replay-batch", 5);
@@ -247,11 +220,9 @@ fn a_panic_in_the_engine_during_a_read_is_an_error() {
     });
     let store = Store::open(
         dir.path(),
-        Options {
-            durability: Durability::Relaxed,
-            fault_hook: Some(hook),
-            ..Default::default()
-        },
+        Options::new()
+            .durability(Durability::Relaxed)
+            .fault_hook(hook),
     )
     .unwrap();
     store
@@ -265,13 +236,7 @@ fn a_panic_in_the_engine_during_a_read_is_an_error() {
         .unwrap();
     let ack = store.append("a", batch("read", 1).remove(0)).unwrap();
     armed.store(true, Ordering::SeqCst);
-    let facet = FacetRequest {
-        field: FacetField::Action,
-        prefix: None,
-        since: None,
-        until: None,
-        limit: 10,
-    };
+    let facet = FacetRequest::new(FacetField::Action).limit(10);
     type Call<'a> = Box<dyn Fn() -> Result<()> + 'a>;
     let calls: Vec<(&str, Call)> = vec![
         (

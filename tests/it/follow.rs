@@ -12,20 +12,13 @@ fn new_activity(i: u64) -> NewActivity {
     // Times jump around (past and future) so the time order is nothing like the append order.
     let us = 1_700_000_000_000_000 + i64::try_from((i * 7_919) % 1_000).unwrap() * 1_000_000_000
         - 500_000_000_000;
-    NewActivity {
-        action: if i.is_multiple_of(3) {
-            "doc.created"
-        } else {
-            "doc.updated"
-        }
-        .into(),
-        resource: ObjectRef {
-            kind: "Doc".into(),
-            id: Some(format!("d{}", i % 11)),
-        },
-        created_at: Some(model::micros_to_time(us)),
-        ..Default::default()
-    }
+    let action = if i.is_multiple_of(3) {
+        "doc.created"
+    } else {
+        "doc.updated"
+    };
+    NewActivity::new(action, ObjectRef::new("Doc", format!("d{}", i % 11)))
+        .created_at(model::micros_to_time(us))
 }
 
 /// Pages `order=seq` after `after` until the end; returns the activities read.
@@ -38,13 +31,11 @@ fn read_after(store: &Store, filter: &Filter, after: u64, limit: usize) -> Vec<A
         let page = store
             .query(
                 "t",
-                &Query {
-                    filter: f.clone(),
-                    order: Order::Seq,
-                    limit,
-                    cursor,
-                    include_total: false,
-                },
+                &Query::new()
+                    .filter(f.clone())
+                    .order(Order::Seq)
+                    .limit(limit)
+                    .cursor(cursor),
             )
             .unwrap();
         out.extend(page.items);
@@ -58,16 +49,8 @@ fn read_after(store: &Store, filter: &Filter, after: u64, limit: usize) -> Vec<A
 #[test]
 fn a_follower_sees_every_append_once_and_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        Store::open(
-            dir.path(),
-            Options {
-                durability: Durability::Relaxed,
-                ..Options::default()
-            },
-        )
-        .unwrap(),
-    );
+    let store =
+        Arc::new(Store::open(dir.path(), Options::new().durability(Durability::Relaxed)).unwrap());
     store.create_tenant("t", TenantSettings::default()).unwrap();
     const WRITERS: u64 = 3;
     const PER_WRITER: u64 = 600;
@@ -123,10 +106,7 @@ fn a_follower_sees_every_append_once_and_in_order() {
     assert_eq!(seen.len() as u64, WRITERS * PER_WRITER);
 
     // A filtered follower from an offset sees the matches after it, in order.
-    let f = Filter {
-        actions: vec!["doc.created".into()],
-        ..Filter::default()
-    };
+    let f = Filter::new().actions(["doc.created"]);
     let tail = read_after(&store, &f, 1000, 50);
     assert!(tail.windows(2).all(|p| p[0].seq < p[1].seq));
     assert!(tail

@@ -32,16 +32,8 @@ struct Fixture {
 
 fn fixture(n: usize) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        Store::open(
-            dir.path(),
-            Options {
-                durability: Durability::Relaxed,
-                ..Default::default()
-            },
-        )
-        .unwrap(),
-    );
+    let store =
+        Arc::new(Store::open(dir.path(), Options::new().durability(Durability::Relaxed)).unwrap());
     store.create_tenant("a", TenantSettings::default()).unwrap();
     store.create_tenant("b", TenantSettings::default()).unwrap();
     let now = chrono::Utc::now();
@@ -53,14 +45,15 @@ fn fixture(n: usize) -> Fixture {
     }
     let b = issue_key(Some("b".into()), Scope::ReadWrite, now);
     store.put_api_key(&b.record).unwrap();
-    let activity = |i: usize| NewActivity {
-        action: format!("act.{}", i % 30),
-        resource: ObjectRef {
-            kind: "T".into(),
-            id: Some(format!("r{i}")),
-        },
-        summary: Some(format!("{} {i}", "lorem ipsum ".repeat(20))),
-        ..Default::default()
+    let activity = |i: usize| {
+        NewActivity::new(
+            format!("act.{}", i % 30),
+            ObjectRef {
+                kind: "T".into(),
+                id: Some(format!("r{i}")),
+            },
+        )
+        .summary(format!("{} {i}", "lorem ipsum ".repeat(20)))
     };
     let mut i = 0;
     while i < n {
@@ -273,13 +266,14 @@ async fn operands_past_their_bounds_are_a_400_naming_the_field() {
             .append_batch(
                 "a",
                 range
-                    .map(|i| NewActivity {
-                        action: format!("wide.{i:04}"),
-                        resource: ObjectRef {
-                            kind: "W".into(),
-                            id: None,
-                        },
-                        ..Default::default()
+                    .map(|i| {
+                        NewActivity::new(
+                            format!("wide.{i:04}"),
+                            ObjectRef {
+                                kind: "W".into(),
+                                id: None,
+                            },
+                        )
                     })
                     .collect(),
             )

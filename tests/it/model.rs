@@ -87,27 +87,29 @@ impl GenActivity {
             .collect();
         context.sort();
         context.dedup_by(|a, b| a.0 == b.0);
-        NewActivity {
-            id: self.id.map(pool_id),
-            created_at: self.time.map(|i| t(TIMES[i])),
-            action: ACTIONS[self.action].into(),
-            resource: ObjectRef {
-                kind: TYPES[self.rtype].into(),
-                id: self.rid.map(|i| IDS[i].into()),
-            },
-            actor: self.actor.map(|(k, id, name)| Actor {
+        {
+            let mut a = NewActivity::new(
+                ACTIONS[self.action],
+                ObjectRef {
+                    kind: TYPES[self.rtype].into(),
+                    id: self.rid.map(|i| IDS[i].into()),
+                },
+            );
+            a.id = self.id.map(pool_id);
+            a.created_at = self.time.map(|i| t(TIMES[i]));
+            a.actor = self.actor.map(|(k, id, name)| Actor {
                 kind: TYPES[k].into(),
                 id: id.map(|i| IDS[i].into()),
                 name: name.map(|i| NAMES[i].into()),
                 email: None,
-            }),
-            target: self.target.map(|(k, id)| ObjectRef {
+            });
+            a.target = self.target.map(|(k, id)| ObjectRef {
                 kind: TYPES[k].into(),
                 id: id.map(|i| IDS[i].into()),
-            }),
-            context,
-            summary: self.summary.then(|| "Some Summary".into()),
-            ..Default::default()
+            });
+            a.context = context;
+            a.summary = self.summary.then(|| "Some Summary".into());
+            a
         }
     }
 }
@@ -210,23 +212,25 @@ impl GenFilter {
                 .unwrap(),
             );
         }
-        Filter {
-            ids: self.ids.iter().map(|&n| pool_id(n)).collect(),
-            actions,
-            resource_types: strs(&self.rtypes, &TYPES),
-            resource_ids: strs(&self.rids, &IDS),
-            actor_types: strs(&self.atypes, &TYPES),
-            actor_ids: strs(&self.aids, &IDS),
-            actor_names: strs(&self.anames, &NAMES),
-            target_types: strs(&self.ttypes, &TYPES),
-            target_ids: strs(&self.tids, &IDS),
-            context: self
+        {
+            let mut f = Filter::new()
+                .ids(self.ids.iter().map(|&n| pool_id(n)))
+                .actions(actions)
+                .resource_types(strs(&self.rtypes, &TYPES))
+                .resource_ids(strs(&self.rids, &IDS))
+                .actor_types(strs(&self.atypes, &TYPES))
+                .actor_ids(strs(&self.aids, &IDS))
+                .actor_names(strs(&self.anames, &NAMES))
+                .target_types(strs(&self.ttypes, &TYPES))
+                .target_ids(strs(&self.tids, &IDS));
+            f.context = self
                 .context
                 .map(|(k, v)| vec![(CTX[k].to_owned(), VALS[v].to_owned())])
-                .unwrap_or_default(),
-            since: self.since.map(|i| TimeBound::At(t(TIMES[i]))),
-            until: self.until.map(|i| TimeBound::At(t(TIMES[i]))),
-            conditions,
+                .unwrap_or_default();
+            f.since = self.since.map(|i| TimeBound::At(t(TIMES[i])));
+            f.until = self.until.map(|i| TimeBound::At(t(TIMES[i])));
+            f.conditions = conditions;
+            f
         }
     }
 
@@ -482,13 +486,11 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 let mut recorded: Vec<i64> = vec![];
                 let mut cursor = None;
                 for i in 0.. {
-                    let q = Query {
-                        filter: f.clone(),
-                        order: Order::Seq,
-                        limit: sizes[i % sizes.len()],
-                        cursor: cursor.clone(),
-                        include_total: false,
-                    };
+                    let q = Query::new()
+                        .filter(f.clone())
+                        .order(Order::Seq)
+                        .limit(sizes[i % sizes.len()])
+                        .cursor(cursor.clone());
                     let page = fx.store().query(TENANTS[tenant], &q).unwrap();
                     got.extend(page.items.iter().map(|a| a.seq));
                     recorded.extend(page.items.iter().map(|a| a.recorded_at.timestamp_micros()));
@@ -524,13 +526,12 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 let mut pending = appends_between.clone();
                 for i in 0.. {
                     let limit = sizes[i % sizes.len()];
-                    let q = Query {
-                        filter: f.clone(),
-                        order,
-                        limit,
-                        cursor: cursor.clone(),
-                        include_total: i == 0,
-                    };
+                    let q = Query::new()
+                        .filter(f.clone())
+                        .order(order)
+                        .limit(limit)
+                        .cursor(cursor.clone())
+                        .include_total(i == 0);
                     let page = fx.store().query(TENANTS[tenant], &q).unwrap();
                     if i == 0 {
                         prop_assert_eq!(page.total, Some(before.len() as u64));
@@ -577,13 +578,12 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                     let mut i = 0;
                     while let Some(c) = prev {
                         let limit = sizes[(i + 1) % sizes.len()];
-                        let q = Query {
-                            filter: f.clone(),
-                            order,
-                            limit,
-                            cursor: Some(c),
-                            include_total: false,
-                        };
+                        let q = Query::new()
+                            .filter(f.clone())
+                            .order(order)
+                            .limit(limit)
+                            .cursor(Some(c))
+                            .include_total(false);
                         let page = fx.store().query(TENANTS[tenant], &q).unwrap();
                         prop_assert!(page.next_cursor.is_some());
                         back.push(page.items.iter().map(key).collect());

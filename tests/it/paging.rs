@@ -29,17 +29,19 @@ fn time_of(k: usize) -> i64 {
 }
 
 fn activity(k: usize, time: i64, writer: Option<u64>) -> NewActivity {
-    NewActivity {
-        created_at: Some(model::micros_to_time(time)),
-        action: ["invoice.sent", "invoice.paid", "user.login"][k % 3].into(),
-        resource: ObjectRef {
-            kind: "Invoice".into(),
-            id: Some(format!("inv_{}", k % 101)),
-        },
-        context: writer
+    {
+        let mut a = NewActivity::new(
+            ["invoice.sent", "invoice.paid", "user.login"][k % 3],
+            ObjectRef {
+                kind: "Invoice".into(),
+                id: Some(format!("inv_{}", k % 101)),
+            },
+        )
+        .created_at(model::micros_to_time(time));
+        a.context = writer
             .map(|w| vec![("writer".into(), w.to_string())])
-            .unwrap_or_default(),
-        ..Default::default()
+            .unwrap_or_default();
+        a
     }
 }
 
@@ -62,12 +64,10 @@ struct Walk {
 /// Walks from the first page to the last, then (if `back`) from the last page back to the
 /// first with `prev_cursor`. Returns the positions in the order they were served.
 fn walk(store: &Store, filter: &Filter, order: Order, back: bool, rng: &mut StdRng) -> Walk {
-    let mut q = Query {
-        filter: filter.clone(),
-        order,
-        limit: page_size(rng),
-        ..Default::default()
-    };
+    let mut q = Query::new()
+        .filter(filter.clone())
+        .order(order)
+        .limit(page_size(rng));
     let mut out = Walk {
         pages: 0,
         seen: vec![],
@@ -153,16 +153,8 @@ fn pages_stay_exact_while_writers_append() {
     let seed: u64 = rand::random();
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        Store::open(
-            dir.path(),
-            Options {
-                durability: Durability::Relaxed,
-                ..Default::default()
-            },
-        )
-        .unwrap(),
-    );
+    let store =
+        Arc::new(Store::open(dir.path(), Options::new().durability(Durability::Relaxed)).unwrap());
     store
         .create_tenant("load", TenantSettings::default())
         .unwrap();
@@ -245,19 +237,13 @@ fn pages_stay_exact_while_writers_append() {
         ("records asc", Filter::default(), Order::Asc, true),
         (
             "index merge desc",
-            Filter {
-                actions: vec!["invoice.*".into(), "user.login".into()],
-                ..Default::default()
-            },
+            Filter::new().actions(["invoice.*", "user.login"]),
             Order::Desc,
             false,
         ),
         (
             "index merge asc",
-            Filter {
-                actions: vec!["invoice.*".into(), "user.login".into()],
-                ..Default::default()
-            },
+            Filter::new().actions(["invoice.*", "user.login"]),
             Order::Asc,
             false,
         ),

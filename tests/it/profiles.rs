@@ -9,7 +9,7 @@ use std::sync::Arc;
 use actlog::http::auth::issue_key;
 use actlog::http::{app, AppState, Config};
 use actlog::{
-    Activity, Actor, Display, NewActivity, ObjectRef, Options, Scope, Store, TenantSettings,
+    Activity, Actor, DisplayText, NewActivity, ObjectRef, Options, Scope, Store, TenantSettings,
 };
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -196,38 +196,35 @@ fn si_env() -> (Env, Vec<Activity>) {
     let mut out = Vec::new();
     for i in 0..12i64 {
         let no_actor = i == 11;
-        out.push(env.append(
-            "ent_1",
-            NewActivity {
-                created_at: Some(minutes(i)),
-                action: if i % 2 == 0 { "created" } else { "sent" }.into(),
-                resource: ObjectRef {
+        out.push(env.append("ent_1", {
+            let mut a = NewActivity::new(
+                if i % 2 == 0 { "created" } else { "sent" },
+                ObjectRef {
                     kind: if no_actor { "Payment" } else { "Invoice" }.into(),
                     id: Some(format!("inv_{}", i / 2)),
                 },
-                actor: (!no_actor).then(|| Actor {
-                    kind: "user".into(),
-                    id: Some("usr_abc123".into()),
-                    name: None,
-                    email: Some("user@example.com".into()),
-                }),
-                metadata: (i == 1).then(
-                    || json!({"to": "customer@example.com", "subject": "Invoice #INV-2024-001"}),
-                ),
-                ..Default::default()
-            },
-        ));
+            )
+            .created_at(minutes(i));
+            a.actor = (!no_actor).then(|| Actor {
+                kind: "user".into(),
+                id: Some("usr_abc123".into()),
+                name: None,
+                email: Some("user@example.com".into()),
+            });
+            a.metadata = (i == 1)
+                .then(|| json!({"to": "customer@example.com", "subject": "Invoice #INV-2024-001"}));
+            a
+        }));
     }
     env.append(
         "ent_2",
-        NewActivity {
-            action: "created".into(),
-            resource: ObjectRef {
+        NewActivity::new(
+            "created",
+            ObjectRef {
                 kind: "Customer".into(),
                 id: Some("cus_1".into()),
             },
-            ..Default::default()
-        },
+        ),
     );
     (env, out)
 }
@@ -592,30 +589,30 @@ fn seq_env() -> (Env, Vec<Vec<Activity>>) {
                 if *size > 1 {
                     context.push(("activity_log_id".into(), format!("log-{log}")));
                 }
-                NewActivity {
-                    created_at: Some(
-                        when + chrono::Duration::seconds(i64::try_from(item).unwrap()),
-                    ),
-                    action: "CREATED".into(),
-                    resource: ObjectRef {
-                        kind: "INVOICE".into(),
-                        id: Some(format!("inv-{log}")),
-                    },
-                    actor: Some(Actor {
+                {
+                    let mut a = NewActivity::new(
+                        "CREATED",
+                        ObjectRef {
+                            kind: "INVOICE".into(),
+                            id: Some(format!("inv-{log}")),
+                        },
+                    )
+                    .created_at(when + chrono::Duration::seconds(i64::try_from(item).unwrap()))
+                    .actor(Actor {
                         kind: "USER".into(),
                         id: Some("user-1".into()),
                         name: Some("John".into()),
                         email: Some("john.doe@sequencehq.com".into()),
-                    }),
-                    target: Some(ObjectRef {
+                    })
+                    .target(ObjectRef {
                         kind: "SEQUENCE_USER".into(),
                         id: Some("su-1".into()),
-                    }),
-                    context,
-                    summary: Some("A new invoice was created for customer".into()),
-                    reason: Some("New billing cycle started".into()),
-                    metadata: Some(json!({"b": 2, "a": "x"})),
-                    ..Default::default()
+                    })
+                    .summary("A new invoice was created for customer")
+                    .reason("New billing cycle started")
+                    .metadata(json!({"b": 2, "a": "x"}));
+                    a.context = context;
+                    a
                 }
             })
             .collect();
@@ -690,15 +687,14 @@ async fn sequence_response_fields() {
     // No actor, no target: nulls.
     let a = env.append(
         "acct",
-        NewActivity {
-            created_at: Some(minutes(60)),
-            action: "DELETED".into(),
-            resource: ObjectRef {
+        NewActivity::new(
+            "DELETED",
+            ObjectRef {
                 kind: "CUSTOMER".into(),
                 id: None,
             },
-            ..Default::default()
-        },
+        )
+        .created_at(minutes(60)),
     );
     let v = env.get_ok(&format!("{SEQ}?limit=1")).await;
     let log = &v["items"][0];
@@ -946,38 +942,36 @@ fn sub_env() -> (Env, Vec<Activity>) {
         }
         context.push(("customer_name".into(), "Cleo".into()));
         context.push(("profile_id".into(), "prof-1".into()));
-        out.push(env.append(
-            "shop",
-            NewActivity {
-                created_at: Some(
-                    at("2024-01-10T12:00:00Z") + chrono::Duration::hours(i64::try_from(i).unwrap()),
-                ),
-                action: action.into(),
-                resource: ObjectRef {
+        out.push(env.append("shop", {
+            let mut a = NewActivity::new(
+                action,
+                ObjectRef {
                     kind: kind.into(),
                     id: Some(id.into()),
                 },
-                actor,
-                context,
-                summary: (i == 0).then(|| "Subscription created".to_owned()),
-                changes: (i == 1).then(|| json!({"status": ["active", "paused"]})),
-                metadata: (i == 1).then(|| json!({"reason": "vacation"})),
-                ..Default::default()
-            },
-        ));
+            )
+            .created_at(
+                at("2024-01-10T12:00:00Z") + chrono::Duration::hours(i64::try_from(i).unwrap()),
+            );
+            a.actor = actor;
+            a.context = context;
+            a.summary = (i == 0).then(|| "Subscription created".to_owned());
+            a.changes = (i == 1).then(|| json!({"status": ["active", "paused"]}));
+            a.metadata = (i == 1).then(|| json!({"reason": "vacation"}));
+            a
+        }));
     }
     // Not a loggable: never a row of this API.
     env.append(
         "shop",
-        NewActivity {
-            created_at: Some(at("2024-01-10T12:00:00Z")),
-            action: "invoice_sent".into(),
-            resource: ObjectRef {
+        NewActivity::new(
+            "invoice_sent",
+            ObjectRef {
                 kind: "invoice".into(),
                 id: Some("inv-1".into()),
             },
-            ..Default::default()
-        },
+        )
+        .created_at(at("2024-01-10T12:00:00Z")),
     );
     (env, out)
 }
@@ -1115,15 +1109,14 @@ async fn subscriptions_dates_in_the_account_timezone() {
     // 23:30 UTC on the 31st is 00:30 on 1 February in Ljubljana.
     env.append(
         "shop",
-        NewActivity {
-            created_at: Some(at("2024-01-31T23:30:00Z")),
-            action: "order_placed".into(),
-            resource: ObjectRef {
+        NewActivity::new(
+            "order_placed",
+            ObjectRef {
                 kind: "order".into(),
                 id: Some("ord-9".into()),
             },
-            ..Default::default()
-        },
+        )
+        .created_at(at("2024-01-31T23:30:00Z")),
     );
     let v = env.get_ok(&format!("{SUB}?{JAN}&order_id=ord-9")).await;
     assert_eq!(v["total"], 0);
@@ -1216,20 +1209,19 @@ async fn subscriptions_post_and_dropdowns() {
     // Not on a subscription or an order: neither a row nor a dropdown value.
     env.append(
         "shop",
-        NewActivity {
-            action: "integration_crm_sync".into(),
-            resource: ObjectRef {
+        NewActivity::new(
+            "integration_crm_sync",
+            ObjectRef {
                 kind: "invoice".into(),
                 id: Some("inv-1".into()),
             },
-            actor: Some(Actor {
-                kind: "admin".into(),
-                id: None,
-                name: Some("Zed".into()),
-                email: None,
-            }),
-            ..Default::default()
-        },
+        )
+        .actor(Actor {
+            kind: "admin".into(),
+            id: None,
+            name: Some("Zed".into()),
+            email: None,
+        }),
     );
     let key = env.key("shop", Scope::ReadWrite);
     let auth = format!("Bearer {key}");
@@ -1333,43 +1325,35 @@ fn velt_env() -> (Env, Vec<Activity>) {
     let mut out = Vec::new();
     for i in 0..7i64 {
         let comment = i % 2 == 0;
-        out.push(
-            env.append(
-                "org-123",
-                NewActivity {
-                    created_at: Some(
-                        chrono::DateTime::from_timestamp_millis(1_722_409_519_944 + i * 1000)
-                            .unwrap(),
-                    ),
-                    action: if comment {
-                        "comment.add"
-                    } else {
-                        "reaction.add"
-                    }
-                    .into(),
-                    resource: ObjectRef {
-                        kind: if comment { "comment" } else { "reaction" }.into(),
-                        id: Some(format!("annotation-{}", i % 3)),
-                    },
-                    actor: Some(Actor {
-                        kind: "user".into(),
-                        id: Some(format!("user-{}", i % 2)),
-                        name: Some("User Name".into()),
-                        email: Some("user@example.com".into()),
-                    }),
-                    context: vec![(
-                        "document_id".into(),
-                        if i < 5 { "doc-456" } else { "doc-789" }.into(),
-                    )],
-                    display: (i == 0).then(|| Display {
-                        template: "{{user}} added a comment".into(),
-                        data: json!({"user": {"userId": "user-0", "name": "User Name"}}),
-                    }),
-                    metadata: Some(json!({"custom": i})),
-                    ..Default::default()
+        out.push(env.append("org-123", {
+            let mut a = NewActivity::new(
+                if comment {
+                    "comment.add"
+                } else {
+                    "reaction.add"
                 },
-            ),
-        );
+                ObjectRef {
+                    kind: if comment { "comment" } else { "reaction" }.into(),
+                    id: Some(format!("annotation-{}", i % 3)),
+                },
+            )
+            .created_at(
+                chrono::DateTime::from_timestamp_millis(1_722_409_519_944 + i * 1000).unwrap(),
+            )
+            .actor(Actor {
+                kind: "user".into(),
+                id: Some(format!("user-{}", i % 2)),
+                name: Some("User Name".into()),
+                email: Some("user@example.com".into()),
+            })
+            .context("document_id", if i < 5 { "doc-456" } else { "doc-789" })
+            .metadata(json!({"custom": i}));
+            a.display = (i == 0).then(|| DisplayText {
+                template: "{{user}} added a comment".into(),
+                data: json!({"user": {"userId": "user-0", "name": "User Name"}}),
+            });
+            a
+        }));
     }
     (env, out)
 }
@@ -1774,22 +1758,21 @@ async fn spaceinvoices_query_matches_a_model() {
     let mut acts = Vec::new();
     for i in 0..60i64 {
         let actor = actors[rnd(actors.len())];
-        acts.push(env.append(
-            "ent",
-            NewActivity {
-                created_at: Some(minutes(i * 7 % 60)),
-                action: actions[rnd(actions.len())].into(),
-                resource: ObjectRef {
+        acts.push(env.append("ent", {
+            let mut a = NewActivity::new(
+                actions[rnd(actions.len())],
+                ObjectRef {
                     kind: types[rnd(types.len())].into(),
                     id: (rnd(5) > 0).then(|| format!("r_{}", rnd(8))),
                 },
-                actor: actor.map(|k| Actor {
-                    kind: k.into(),
-                    ..Default::default()
-                }),
+            )
+            .created_at(minutes(i * 7 % 60));
+            a.actor = actor.map(|k| Actor {
+                kind: k.into(),
                 ..Default::default()
-            },
-        ));
+            });
+            a
+        }));
     }
     // Newest first, ties by id descending: the store's order.
     acts.sort_by_key(|a| std::cmp::Reverse((a.created_at, a.id)));

@@ -261,10 +261,7 @@ async fn shutdown_finishes_in_flight_requests() {
         .unwrap()
         .unwrap()
         .unwrap();
-    let f = actlog::Filter {
-        actions: vec!["in.flight".into()],
-        ..Default::default()
-    };
+    let f = actlog::Filter::new().actions(["in.flight"]);
     assert_eq!(store.count("default", &f).unwrap(), 1);
 }
 
@@ -339,15 +336,14 @@ async fn the_server_purges_expired_activities() {
         store
             .append(
                 "r",
-                actlog::NewActivity {
-                    created_at: Some(chrono::Utc::now() - chrono::Duration::days(days_ago)),
-                    action: format!("d{days_ago}"),
-                    resource: actlog::ObjectRef {
+                actlog::NewActivity::new(
+                    format!("d{days_ago}"),
+                    actlog::ObjectRef {
                         kind: "T".into(),
                         id: None,
                     },
-                    ..Default::default()
-                },
+                )
+                .created_at(chrono::Utc::now() - chrono::Duration::days(days_ago)),
             )
             .unwrap();
     }

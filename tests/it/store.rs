@@ -33,12 +33,10 @@ impl Fixture {
 
     pub(crate) fn options(&self) -> Options {
         let c = self.clock.clone();
-        Options {
-            durability: Durability::Relaxed,
-            cache_capacity: 8 << 20,
-            clock: Arc::new(move || t(c.load(Ordering::SeqCst))),
-            ..Default::default()
-        }
+        Options::new()
+            .durability(Durability::Relaxed)
+            .cache_capacity(8 << 20)
+            .clock(Arc::new(move || t(c.load(Ordering::SeqCst))))
     }
 
     pub(crate) fn reopen(&mut self) {
@@ -52,14 +50,13 @@ impl Fixture {
 }
 
 fn act(action: &str, rtype: &str, rid: Option<&str>) -> NewActivity {
-    NewActivity {
-        action: action.into(),
-        resource: ObjectRef {
+    NewActivity::new(
+        action,
+        ObjectRef {
             kind: rtype.into(),
             id: rid.map(Into::into),
         },
-        ..Default::default()
-    }
+    )
 }
 
 #[test]
@@ -262,16 +259,10 @@ fn cursors_are_bound_to_tenant_and_query() {
         s.create_tenant(t, TenantSettings::default()).unwrap();
         s.append_batch(t, vec![act("x", "T", None); 5]).unwrap();
     }
-    let q = Query {
-        limit: 2,
-        ..Default::default()
-    };
+    let q = Query::new().limit(2);
     let page = s.query("a", &q).unwrap();
     let cursor = page.next_cursor.unwrap();
-    let next = Query {
-        cursor: Some(cursor.clone()),
-        ..q.clone()
-    };
+    let next = q.clone().cursor(Some(cursor.clone()));
     assert!(s.query("a", &next).is_ok());
     assert!(
         matches!(s.query("b", &next), Err(Error::InvalidCursor)),
@@ -302,10 +293,7 @@ fn cursors_are_bound_to_tenant_and_query() {
         &"A".repeat(5000),
         &cursor[..cursor.len() - 1],
     ] {
-        let q = Query {
-            cursor: Some(bad.to_owned()),
-            ..q.clone()
-        };
+        let q = q.clone().cursor(Some(bad.to_owned()));
         assert!(
             matches!(s.query("a", &q), Err(Error::InvalidCursor)),
             "{bad:?}"
@@ -341,36 +329,23 @@ fn filters_dates_and_operators() {
         s.append("a", a).unwrap();
     }
     let query = |filter: Filter| {
-        s.query(
-            "a",
-            &Query {
-                filter,
-                order: Order::Asc,
-                ..Default::default()
-            },
-        )
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|a| a.action)
-        .collect::<Vec<_>>()
+        s.query("a", &Query::new().filter(filter).order(Order::Asc))
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|a| a.action)
+            .collect::<Vec<_>>()
     };
     // 2024-03-01 in New York is 05:00Z to 05:00Z next day: 03:00Z on the 1st is still Feb 29 there.
     let d1 = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
-    let by_date = Filter {
-        since: Some(TimeBound::Date(d1)),
-        until: Some(TimeBound::Date(d1)),
-        ..Default::default()
-    };
+    let by_date = Filter::new()
+        .since(TimeBound::Date(d1))
+        .until(TimeBound::Date(d1));
     assert_eq!(query(by_date), ["integration_a", "integration_b"]);
-    let prefix = Filter {
-        actions: vec!["integration_*".into()],
-        ..Default::default()
-    };
+    let prefix = Filter::new().actions(["integration_*"]);
     assert_eq!(query(prefix), ["integration_a", "integration_b"]);
-    let cond = |field: &str, op: Op| Filter {
-        conditions: vec![Condition::new(Field::parse(field).unwrap(), op, field).unwrap()],
-        ..Default::default()
+    let cond = |field: &str, op: Op| {
+        Filter::new().condition(Condition::new(Field::parse(field).unwrap(), op, field).unwrap())
     };
     assert_eq!(query(cond("summary", Op::Contains("acme".into()))).len(), 4);
     assert_eq!(
@@ -421,24 +396,8 @@ fn filters_dates_and_operators() {
     assert!(Condition::new(Field::CreatedAt, Op::Contains("x".into()), "created_at").is_err());
     assert!(Condition::new(Field::Action, Op::Gt(Operand::Time(day(1, 1))), "action").is_err());
     assert_eq!(Field::parse("metadata.x"), None);
-    assert!(s
-        .query(
-            "a",
-            &Query {
-                limit: 0,
-                ..Default::default()
-            }
-        )
-        .is_err());
-    assert!(s
-        .query(
-            "a",
-            &Query {
-                limit: 1001,
-                ..Default::default()
-            }
-        )
-        .is_err());
+    assert!(s.query("a", &Query::new().limit(0)).is_err());
+    assert!(s.query("a", &Query::new().limit(1001)).is_err());
 }
 
 #[test]
@@ -455,12 +414,11 @@ fn facets_count_within_the_window() {
         )];
         s.append("a", x).unwrap();
     }
-    let req = |field, prefix: Option<&str>, since: Option<i64>| FacetRequest {
-        field,
-        prefix: prefix.map(Into::into),
-        since: since.map(|s| TimeBound::At(t(s))),
-        until: None,
-        limit: 100,
+    let req = |field, prefix: Option<&str>, since: Option<i64>| {
+        let mut r = FacetRequest::new(field).limit(100);
+        r.prefix = prefix.map(Into::into);
+        r.since = since.map(|s| TimeBound::At(t(s)));
+        r
     };
     let v = |r: Vec<FacetValue>| {
         r.into_iter()
@@ -530,11 +488,7 @@ fn retention_removes_records_with_their_index_entries() {
     assert_eq!(removed, 600, "older than one day before day 7");
     assert_eq!(s.count("short", &Filter::default()).unwrap(), 100);
     assert_eq!(s.count("long", &Filter::default()).unwrap(), 700);
-    let by_actor = Filter {
-        actor_types: vec!["user".into()],
-        actor_ids: vec!["u".into()],
-        ..Default::default()
-    };
+    let by_actor = Filter::new().actor_types(["user"]).actor_ids(["u"]);
     assert_eq!(s.count("short", &by_actor).unwrap(), 100);
     let report = s.verify().unwrap();
     assert!(report.is_ok(), "{report:?}");
@@ -627,10 +581,7 @@ fn retention_rewrites_shared_index_lists() {
     let kept = (0..2000).filter(|n| base + n * 1000 >= cutoff).count() as u64;
     assert_eq!(removed, 2000 - kept);
     assert_eq!(s.count("a", &Filter::default()).unwrap(), kept);
-    let by_action = |x: &str| Filter {
-        actions: vec![x.into()],
-        ..Default::default()
-    };
+    let by_action = |x: &str| Filter::new().actions([x]);
     let want_x = (0..2000)
         .filter(|n| n % 3 == 0 && base + n * 1000 >= cutoff)
         .count() as u64;
@@ -638,12 +589,10 @@ fn retention_rewrites_shared_index_lists() {
     let page = s
         .query(
             "a",
-            &Query {
-                filter: by_action("x"),
-                limit: 1000,
-                order: Order::Asc,
-                ..Default::default()
-            },
+            &Query::new()
+                .filter(by_action("x"))
+                .limit(1000)
+                .order(Order::Asc),
         )
         .unwrap();
     assert_eq!(page.items.len() as u64, want_x);
@@ -750,10 +699,7 @@ fn a_purge_between_index_and_record_reads_is_skipped() {
         .collect();
     s.append_batch("a", batch).unwrap();
     let cutoff = base + 45_000; // items 0..=4 are older
-    let by_action = Filter {
-        actions: vec!["x".into()],
-        ..Default::default()
-    };
+    let by_action = Filter::new().actions(["x"]);
     let mut seen = Vec::new();
     let mut purged = 0;
     s.scan("a", &by_action, Order::Asc, |a| {
@@ -769,15 +715,7 @@ fn a_purge_between_index_and_record_reads_is_skipped() {
     want.extend((5..20).map(|i| base + i * 10_000));
     assert_eq!(seen, want);
     // A page query over the same index after the purge, and the store's own check.
-    let page = s
-        .query(
-            "a",
-            &Query {
-                filter: by_action,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let page = s.query("a", &Query::new().filter(by_action)).unwrap();
     assert_eq!(page.items.len(), 15);
     let report = s.verify().unwrap();
     assert!(report.is_ok(), "{report:?}");
@@ -869,7 +807,7 @@ mod purge_property {
             })
             .unwrap();
             prop_assert_eq!(got, want.clone());
-            let by_action = Filter { actions: vec!["x".into()], ..Default::default() };
+            let by_action = Filter::new().actions(["x"]);
             let x_kept = want.len() - clock_timed;
             prop_assert_eq!(s.count("a", &by_action).unwrap(), u64::try_from(x_kept).unwrap());
             prop_assert_eq!(

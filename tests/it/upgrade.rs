@@ -163,14 +163,7 @@ fn upgrades_on_open(name: &str) {
     let ack = store
         .append(
             "acme",
-            NewActivity {
-                action: "after.upgrade".into(),
-                resource: ObjectRef {
-                    kind: "T".into(),
-                    id: None,
-                },
-                ..Default::default()
-            },
+            NewActivity::new("after.upgrade", ObjectRef::of_type("T")),
         )
         .unwrap();
     assert_eq!(ack.seq, n + 1);
@@ -192,13 +185,7 @@ fn upgrade_child_process() {
         }
         false
     });
-    let store = Store::open(
-        &dir,
-        Options {
-            fault_hook: Some(hook),
-            ..Options::default()
-        },
-    );
+    let store = Store::open(&dir, Options::new().fault_hook(hook));
     assert!(store.is_ok(), "{:?}", store.err());
 }
 
@@ -253,13 +240,7 @@ fn failing_at_every_step(name: &str) {
         let hook: FaultHook = Arc::new(move |p| {
             p == FaultPoint::Migrate && s.fetch_add(1, Ordering::SeqCst) + 1 == at
         });
-        let r = Store::open(
-            &data,
-            Options {
-                fault_hook: Some(hook),
-                ..Options::default()
-            },
-        );
+        let r = Store::open(&data, Options::new().fault_hook(hook));
         let failed = r.is_err();
         drop(r);
         assert_complete(name, &data);
@@ -336,10 +317,7 @@ fn cursors_issued_before_the_upgrade_continue() {
         (
             "asc_invoice_sent_limit_5",
             Order::Asc,
-            Filter {
-                actions: vec!["invoice.sent".into()],
-                ..Filter::default()
-            },
+            Filter::new().actions(["invoice.sent"]),
             Some("invoice.sent"),
         ),
     ];
@@ -361,13 +339,13 @@ fn cursors_issued_before_the_upgrade_continue() {
         let page = store
             .query(
                 "acme",
-                &Query {
-                    filter,
-                    order,
-                    limit: 5,
-                    cursor: Some(saved[name]["next_cursor"].as_str().unwrap().to_owned()),
-                    ..Query::default()
-                },
+                &Query::new()
+                    .filter(filter)
+                    .order(order)
+                    .limit(5)
+                    .cursor(Some(
+                        saved[name]["next_cursor"].as_str().unwrap().to_owned(),
+                    )),
             )
             .unwrap();
         let got: Vec<String> = page.items.iter().map(|a| a.id.to_string()).collect();

@@ -333,7 +333,7 @@ pub(super) async fn get_route(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Actor, Display, NewActivity, ObjectRef, TenantSettings};
+    use crate::model::{Actor, DisplayText, NewActivity, ObjectRef, TenantSettings};
     use crate::store::Options;
 
     #[test]
@@ -418,7 +418,7 @@ mod tests {
                         email: Some("user@example.com".into()),
                     }),
                     context: vec![(DOCUMENT_KEY.into(), "doc-456".into())],
-                    display: Some(Display {
+                    display: Some(DisplayText {
                         template: "{{user}} added a comment".into(),
                         data: json!({"user": {"userId": "user-1", "name": "User Name"}}),
                     }),

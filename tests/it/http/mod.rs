@@ -42,16 +42,8 @@ pub fn env() -> Env {
 
 pub fn env_with(config: Config) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        Store::open(
-            dir.path(),
-            Options {
-                durability: Durability::Relaxed,
-                ..Options::default()
-            },
-        )
-        .unwrap(),
-    );
+    let store =
+        Arc::new(Store::open(dir.path(), Options::new().durability(Durability::Relaxed)).unwrap());
     store.create_tenant("a", TenantSettings::default()).unwrap();
     store.create_tenant("b", TenantSettings::default()).unwrap();
     let now = chrono::Utc::now();

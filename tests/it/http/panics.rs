@@ -39,16 +39,7 @@ async fn panic_log_child_process() {
         }
         false
     });
-    let store = Arc::new(
-        Store::open(
-            dir.path(),
-            Options {
-                fault_hook: Some(hook),
-                ..Options::default()
-            },
-        )
-        .unwrap(),
-    );
+    let store = Arc::new(Store::open(dir.path(), Options::new().fault_hook(hook)).unwrap());
     store.create_tenant("a", TenantSettings::default()).unwrap();
     let key = issue_key(Some("a".into()), Scope::Read, chrono::Utc::now());
     store.put_api_key(&key.record).unwrap();
