@@ -18,4 +18,5 @@ mod paging;
 mod profiles;
 mod server;
 mod store;
+mod support;
 mod upgrade;

@@ -16,7 +16,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use uuid::Uuid;
 
-use crate::damaged::env_usize;
+use crate::support::env_usize;
 
 /// The walked range starts here; activity `k` of the initial load is at `T0 + k * STEP` µs, with
 /// every tenth pair sharing a time so ties are broken by id across page boundaries.

@@ -1,55 +1,12 @@
 //! The store through its public API: appends, idempotency, atomicity, queries, retention, verify.
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use actlog::*;
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{NaiveDate, TimeZone, Utc};
 use uuid::Uuid;
 
-pub(crate) fn t(us: i64) -> DateTime<Utc> {
-    actlog::model::micros_to_time(us)
-}
-
-/// A store in a temp dir with a clock the test moves by hand.
-pub(crate) struct Fixture {
-    pub(crate) dir: tempfile::TempDir,
-    pub(crate) clock: Arc<AtomicI64>,
-    pub(crate) store: Option<Store>,
-}
-
-impl Fixture {
-    pub(crate) fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(AtomicI64::new(1_700_000_000_000_000));
-        let mut f = Fixture {
-            dir,
-            clock,
-            store: None,
-        };
-        f.reopen();
-        f
-    }
-
-    pub(crate) fn options(&self) -> Options {
-        let c = self.clock.clone();
-        Options {
-            durability: Durability::Relaxed,
-            cache_capacity: 8 << 20,
-            clock: Arc::new(move || t(c.load(Ordering::SeqCst))),
-            ..Default::default()
-        }
-    }
-
-    pub(crate) fn reopen(&mut self) {
-        self.store = None;
-        self.store = Some(Store::open(self.dir.path(), self.options()).unwrap());
-    }
-
-    pub(crate) fn store(&self) -> &Store {
-        self.store.as_ref().unwrap()
-    }
-}
+use crate::support::store::{t, Fixture};
 
 fn act(action: &str, rtype: &str, rid: Option<&str>) -> NewActivity {
     NewActivity {

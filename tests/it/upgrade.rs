@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use actlog::*;
 
+use crate::support::{self, copy_dir};
+
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format2");
 /// Set in the child's environment: the directory to open.
 const CHILD_DIR: &str = "ACTLOG_UPGRADE_CHILD_DIR";
@@ -25,25 +27,8 @@ fn fixture_copy() -> (tempfile::TempDir, PathBuf) {
     (dir, data)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 fn actlog(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_actlog"))
-        .args(args)
-        .env("ACTLOG_DATA_DIR", data)
-        .env("ACTLOG_LOG", "info")
-        .output()
-        .unwrap()
+    support::process::actlog(data, args, &[("ACTLOG_LOG", "info")])
 }
 
 fn expected(tenant: &str) -> String {

@@ -8,7 +8,7 @@ use actlog::Scope;
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 
-use super::{activity, call, env, Call, Env};
+use crate::support::http::{activity, call, env, Call, Env, Resp};
 
 const MARK_A: &str = "SECRET-A";
 
@@ -110,7 +110,7 @@ fn default_query(spec: &RouteSpec) -> &'static str {
     }
 }
 
-fn assert_clean(f: &Fixture, what: &str, r: &super::Resp) {
+fn assert_clean(f: &Fixture, what: &str, r: &Resp) {
     let text = r.text();
     assert!(
         !text.contains(MARK_A),
