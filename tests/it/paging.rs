@@ -17,6 +17,7 @@ use rand::{Rng, SeedableRng};
 use uuid::Uuid;
 
 use crate::support::env_usize;
+use crate::support::store::temp_store;
 
 /// The walked range starts here; activity `k` of the initial load is at `T0 + k * STEP` µs, with
 /// every tenth pair sharing a time so ties are broken by id across page boundaries.
@@ -152,17 +153,7 @@ fn pages_stay_exact_while_writers_append() {
     let size = env_usize("ACTLOG_PAGING_SIZE", 10_000);
     let seed: u64 = rand::random();
     let mut rng = StdRng::seed_from_u64(seed);
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        Store::open(
-            dir.path(),
-            Options {
-                durability: Durability::Relaxed,
-                ..Default::default()
-            },
-        )
-        .unwrap(),
-    );
+    let (_dir, store) = temp_store();
     store
         .create_tenant("load", TenantSettings::default())
         .unwrap();

@@ -65,10 +65,7 @@ fn sigterm_during_appends_loses_no_acknowledged_write() {
     let data = dir.path().join("data");
     let mut server = start(&data);
     let addr = server.addr.unwrap();
-    let key = std::fs::read_to_string(data.join("admin.key"))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let key = process::admin_key(&data);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -14,7 +14,7 @@ use axum::http::Method;
 use serde_json::{json, Value};
 
 use crate::support::http::{call, env, Env};
-use crate::support::process::{http_raw, start};
+use crate::support::process::{admin_key, http_raw, start};
 use crate::support::url_escape;
 
 mod bodies;
@@ -269,10 +269,7 @@ fn hostile_requests_against_the_server_binary() {
     let data = dir.path().join("data");
     let mut server = start(&data, true, &[]);
     let addr = server.addr.unwrap();
-    let admin = std::fs::read_to_string(data.join("admin.key"))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let admin = admin_key(&data);
     let admin_auth = format!("Bearer {admin}");
     // Tenants a and b, with read_write, read and write keys of a.
     let mut keys = std::collections::HashMap::new();
