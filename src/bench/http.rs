@@ -31,8 +31,8 @@ use tower::ServiceExt;
 use uuid::Uuid;
 
 use super::data::{Dataset, ACTIONS, HOT_ACTOR, HOT_RESOURCE_TYPE};
+use super::options::Plan;
 use super::util::{float, float_usize, io_err, percentile, Figures};
-use super::Plan;
 use crate::http::{app_with, auth::issue_key, ratelimit::RateLimit, AppState, Config};
 use crate::{Durability, NewActivity, Options, Scope, Store, TenantSettings};
 

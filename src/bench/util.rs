@@ -1,5 +1,4 @@
-//! Measuring helpers shared by both engines' phases: timers, percentiles, peak RSS, disk use, and
-//! the like.
+//! Measuring helpers shared by every phase: timers, percentiles, disk use, and the like.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -78,17 +77,6 @@ pub fn latency<E>(
     let p50 = percentile(&mut samples, 50.0);
     let p99 = percentile(&mut samples, 99.0);
     Ok((p50, p99, n))
-}
-
-/// The process's peak resident set so far (VmHWM), in MiB; NaN where /proc is not there.
-pub fn peak_rss_mib() -> f64 {
-    proc_status_kib("VmHWM:").map_or(f64::NAN, |k| float(k) / 1024.0)
-}
-
-fn proc_status_kib(field: &str) -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Bytes a directory tree occupies on disk (allocated blocks, not apparent lengths).

@@ -1,16 +1,16 @@
 //! The command line: import, export, verify, tenants, keys, against a temporary data directory.
 
 use std::io::Write;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use crate::support;
 
 fn actlog(data: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_actlog"))
-        .args(args)
-        .env("ACTLOG_DATA_DIR", data)
-        .env("ACTLOG_DURABILITY", "relaxed")
-        .env("ACTLOG_LOG", "warn")
-        .output()
-        .unwrap()
+    support::process::actlog(
+        data,
+        args,
+        &[("ACTLOG_DURABILITY", "relaxed"), ("ACTLOG_LOG", "warn")],
+    )
 }
 
 fn text(b: &[u8]) -> String {

@@ -3,12 +3,13 @@
 //! connection cap, and per-address limits (which need the peer address `serve` records).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use actlog::http::{auth::issue_key, ratelimit::RateLimit, serve, Config, ServeOptions};
+use actlog::http::{ratelimit::RateLimit, serve, Config, ServeOptions};
 use actlog::*;
 use tokio::net::TcpStream;
+
+use crate::support::store::{put_key, temp_store};
 
 /// A server on its own port with tenant `t`, `n` activities in it (each with `metadata_bytes`
 /// of metadata), and a key for it. Dropping `stop` shuts it down.
@@ -20,25 +21,22 @@ struct Running {
 }
 
 async fn running(config: Config, n: usize, metadata_bytes: usize) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(Store::open(dir.path(), Options::new().durability(Durability::Relaxed)).unwrap());
+    let (dir, store) = temp_store();
     store.create_tenant("t", TenantSettings::default()).unwrap();
-    let k = issue_key(Some("t".into()), Scope::ReadWrite, chrono::Utc::now());
-    store.put_api_key(&k.record).unwrap();
+    let k = put_key(&store, Some("t"), Scope::ReadWrite);
     let blob = "m".repeat(metadata_bytes);
     for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
         let batch = chunk
             .iter()
             .map(|i| {
-                NewActivity::new(
-                    "a",
-                    ObjectRef {
-                        kind: "T".into(),
-                        id: Some(format!("r{i}")),
-                    },
-                )
-                .metadata(serde_json::json!({ "blob": blob }))
+                let mut x_ = NewActivity::default();
+                x_.action = "a".into();
+                x_.resource = ObjectRef {
+                    kind: "T".into(),
+                    id: Some(format!("r{i}")),
+                };
+                x_.metadata = Some(serde_json::json!({ "blob": blob }));
+                x_
             })
             .collect();
         store.append_batch("t", batch).unwrap();

@@ -11,7 +11,7 @@ use base64::Engine;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::damaged::env_usize;
+use crate::support::env_usize;
 
 fn store_with_data(dir: &std::path::Path) -> Store {
     let store = Store::open(

@@ -19,6 +19,8 @@ use actlog::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::support::{copy_dir, env_usize};
+
 /// Set in the child's environment: the damaged data directory to open.
 const CHILD_DIR: &str = "ACTLOG_DAMAGE_CHILD_DIR";
 /// Set in the child's environment (every other run): open with `Durability::Relaxed`.
@@ -29,13 +31,6 @@ const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
 /// The child's address-space limit: a corrupt length that makes sled allocate without bound
 /// becomes a visible failure (an abort), not a machine that swaps.
 const CHILD_MEMORY_KB: u64 = 8 << 20;
-
-pub(crate) fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The child's body: `OUTCOME <kind> <detail>` on stdout, and `PANIC <thread> <message>` for every
 /// panic seen, caught or not (libtest may print its own text before either on the same line).
@@ -186,19 +181,6 @@ fn build(dir: &Path) {
     }
     store.flush().unwrap();
     assert!(store.verify().unwrap().is_ok());
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 fn files(dir: &Path, out: &mut Vec<(PathBuf, u64)>) {

@@ -16,25 +16,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actlog::http::{app, auth::issue_key, ratelimit::RateLimit, AppState, Config};
+use actlog::http::{ratelimit::RateLimit, Config};
 use actlog::*;
 use axum::http::Method;
 use serde_json::{json, Value};
 
-use crate::http::call;
-use crate::kill9::{http_raw, start};
+use crate::support::env_usize;
+use crate::support::http::{call, router};
+use crate::support::process::{http_raw, start};
+use crate::support::store::{fill_lorem, put_key, temp_store};
 
 #[tokio::test]
 async fn a_key_over_its_rate_gets_429_with_retry_after_and_other_keys_do_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(Store::open(dir.path(), Options::new().durability(Durability::Relaxed)).unwrap());
+    let (_dir, store) = temp_store();
     store.create_tenant("a", TenantSettings::default()).unwrap();
-    let now = chrono::Utc::now();
-    let k1 = issue_key(Some("a".into()), Scope::ReadWrite, now);
-    let k2 = issue_key(Some("a".into()), Scope::ReadWrite, now);
-    store.put_api_key(&k1.record).unwrap();
-    store.put_api_key(&k2.record).unwrap();
+    let k1 = put_key(&store, Some("a"), Scope::ReadWrite);
+    let k2 = put_key(&store, Some("a"), Scope::ReadWrite);
     let config = Config {
         rate_limit: RateLimit {
             per_second: 1,
@@ -42,7 +39,7 @@ async fn a_key_over_its_rate_gets_429_with_retry_after_and_other_keys_do_not() {
         },
         ..Config::default()
     };
-    let app = app(AppState::new(store, config));
+    let app = router(&store, config);
     // A forged key carrying k1's key id spends none of k1's tokens.
     let forged = format!(
         "actlog_{}_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
@@ -327,39 +324,20 @@ fn figures(label: &str, lat: &[Duration]) -> String {
 /// thread), a timed-out scan kept running, and a stalled export held a blocking thread forever.
 #[test]
 fn one_key_cannot_starve_another_tenant() {
-    let secs = Duration::from_secs(crate::damaged::env_usize("ACTLOG_FAIRSHARE_SECS", 10) as u64);
+    let secs = Duration::from_secs(env_usize("ACTLOG_FAIRSHARE_SECS", 10) as u64);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (a_read, a_write, b_read) = {
         let store = Store::open(&data, Options::default()).unwrap();
-        let now = chrono::Utc::now();
         let mut tokens = vec![];
         for (tenant, n) in [("a", A_ACTIVITIES), ("b", B_ACTIVITIES)] {
             store
                 .create_tenant(tenant, TenantSettings::default())
                 .unwrap();
-            let mut i = 0;
-            while i < n {
-                let batch: Vec<NewActivity> = (i..n.min(i + 1000))
-                    .map(|j| {
-                        NewActivity::new(
-                            format!("act.{}", j % 30),
-                            ObjectRef {
-                                kind: "T".into(),
-                                id: Some(format!("r{j}")),
-                            },
-                        )
-                        .summary(format!("{} {j}", "lorem ipsum ".repeat(20)))
-                    })
-                    .collect();
-                i += batch.len();
-                store.append_batch(tenant, batch).unwrap();
-            }
+            fill_lorem(&store, tenant, n);
         }
         for (tenant, scope) in [("a", Scope::Read), ("a", Scope::Write), ("b", Scope::Read)] {
-            let k = issue_key(Some(tenant.into()), scope, now);
-            store.put_api_key(&k.record).unwrap();
-            tokens.push(k.token);
+            tokens.push(put_key(&store, Some(tenant), scope).token);
         }
         (tokens[0].clone(), tokens[1].clone(), tokens[2].clone())
     };

@@ -15,10 +15,8 @@
 //! only, on a port of its choosing; every request loop is bounded and stops by itself.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,7 +27,8 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::damaged::env_usize;
+use crate::support::env_usize;
+use crate::support::process::{actlog, admin_key, http, start, Server};
 
 const TENANTS: [&str; 3] = ["default", "t1", "t2"];
 const WRITERS: u64 = 4;
@@ -37,131 +36,6 @@ const WRITERS: u64 = 4;
 const SERVE_ARGS: &[&str] = &["--rate-limit-per-sec", "0"];
 /// Kills within one data directory before a fresh one, so each check stays small.
 const KILLS_PER_DIR: usize = 10;
-
-/// One request over a fresh connection: `Ok((status, body))`, or the I/O error when the server
-/// is gone. Header values and the body are bytes, so hostile tests can send anything.
-pub(crate) fn http_raw(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &[u8])],
-    body: Option<(&str, &[u8])>,
-) -> std::io::Result<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    s.set_write_timeout(Some(Duration::from_secs(30)))?;
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n").into_bytes();
-    for (k, v) in headers {
-        req.extend_from_slice(format!("{k}: ").as_bytes());
-        req.extend_from_slice(v);
-        req.extend_from_slice(b"\r\n");
-    }
-    if let Some((ct, b)) = body {
-        req.extend_from_slice(
-            format!("Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n", b.len()).as_bytes(),
-        );
-        req.extend_from_slice(b);
-    } else {
-        req.extend_from_slice(b"\r\n");
-    }
-    // A server may answer (413) and close before it has read a large body: read what it said.
-    let written = s.write_all(&req);
-    let mut resp = Vec::new();
-    let read = s.read_to_end(&mut resp);
-    if resp.is_empty() {
-        written?;
-        read?;
-    }
-    let head_end = resp
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no response head"))?;
-    let head = String::from_utf8_lossy(&resp[..head_end]).to_ascii_lowercase();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad response: {head:?}")))?;
-    let mut body = resp[head_end + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        body = dechunk(&body);
-    }
-    Ok((status, body))
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = vec![];
-    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-        let len = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
-        if len == 0 || b.len() < eol + 2 + len {
-            break;
-        }
-        out.extend_from_slice(&b[eol + 2..eol + 2 + len]);
-        b = &b[(eol + 4 + len).min(b.len())..];
-    }
-    out
-}
-
-/// A JSON request with text headers.
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> std::io::Result<(u16, String)> {
-    let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
-    let (status, body) = http_raw(
-        addr,
-        method,
-        path,
-        &headers,
-        Some(("application/json", body.as_bytes())),
-    )?;
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
-}
-
-/// The server process, and the address it printed once it was listening.
-pub(crate) struct Server {
-    pub(crate) child: Child,
-    pub(crate) addr: Option<SocketAddr>,
-}
-
-/// Starts `actlog serve` on the data directory; waits (bounded) for its address unless
-/// `wait` is false.
-pub(crate) fn start(data: &Path, wait: bool, extra: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_actlog"))
-        .arg("serve")
-        .args(["--listen", "127.0.0.1:0"])
-        .args(extra)
-        .env("ACTLOG_DATA_DIR", data)
-        .env("ACTLOG_DURABILITY", "sync")
-        .env("ACTLOG_LOG", "error")
-        .env("ACTLOG_CACHE_MB", "16")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(a) = line.strip_prefix("listening on http://") {
-                let _ = tx.send(a.trim().parse::<SocketAddr>().unwrap());
-            }
-        }
-    });
-    let addr = if wait {
-        Some(
-            rx.recv_timeout(Duration::from_secs(60))
-                .expect("the server did not start within 60 s"),
-        )
-    } else {
-        None
-    };
-    Server { child, addr }
-}
 
 fn sigkill(server: &mut Server) {
     server.child.kill().unwrap(); // SIGKILL
@@ -226,13 +100,6 @@ struct Ledger {
     refused: Vec<String>,
 }
 
-fn admin_key(data: &Path) -> String {
-    std::fs::read_to_string(data.join("admin.key"))
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
 /// Starts the server on a fresh directory and creates the tenants.
 fn fresh(data: &Path) -> (Server, String) {
     let server = start(data, true, SERVE_ARGS);
@@ -254,12 +121,7 @@ fn fresh(data: &Path) -> (Server, String) {
 
 /// Opens the store directly (the server is dead) and checks every batch.
 fn check(data: &Path, ledger: &Ledger, kill: usize) -> usize {
-    let out = Command::new(env!("CARGO_BIN_EXE_actlog"))
-        .arg("verify")
-        .env("ACTLOG_DATA_DIR", data)
-        .env("ACTLOG_LOG", "error")
-        .output()
-        .unwrap();
+    let out = actlog(data, &["verify"], &[("ACTLOG_LOG", "error")]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

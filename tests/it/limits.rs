@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actlog::http::{app, auth::issue_key, ratelimit::RateLimit, AppState, Config};
+use actlog::http::{ratelimit::RateLimit, Config};
 use actlog::*;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -19,7 +19,9 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use crate::http::{call, Resp};
+use crate::support::http::{call, Resp};
+use crate::support::store::{fill_lorem, put_key, temp_store};
+use crate::support::{self, url_escape};
 
 /// A store with tenant `a` holding `n` activities (30 actions, a ~260-byte summary each) and
 /// tenant `b` holding 10; `keys` read and write tenant `a` (four keys), `b_key` tenant `b`.
@@ -31,39 +33,15 @@ struct Fixture {
 }
 
 fn fixture(n: usize) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(Store::open(dir.path(), Options::new().durability(Durability::Relaxed)).unwrap());
+    let (dir, store) = temp_store();
     store.create_tenant("a", TenantSettings::default()).unwrap();
     store.create_tenant("b", TenantSettings::default()).unwrap();
-    let now = chrono::Utc::now();
-    let mut keys = vec![];
-    for _ in 0..4 {
-        let k = issue_key(Some("a".into()), Scope::ReadWrite, now);
-        store.put_api_key(&k.record).unwrap();
-        keys.push(k.token);
-    }
-    let b = issue_key(Some("b".into()), Scope::ReadWrite, now);
-    store.put_api_key(&b.record).unwrap();
-    let activity = |i: usize| {
-        NewActivity::new(
-            format!("act.{}", i % 30),
-            ObjectRef {
-                kind: "T".into(),
-                id: Some(format!("r{i}")),
-            },
-        )
-        .summary(format!("{} {i}", "lorem ipsum ".repeat(20)))
-    };
-    let mut i = 0;
-    while i < n {
-        let batch: Vec<NewActivity> = (i..n.min(i + 1000)).map(activity).collect();
-        i += batch.len();
-        store.append_batch("a", batch).unwrap();
-    }
-    store
-        .append_batch("b", (0..10).map(activity).collect())
-        .unwrap();
+    let keys = (0..4)
+        .map(|_| put_key(&store, Some("a"), Scope::ReadWrite).token)
+        .collect();
+    let b = put_key(&store, Some("b"), Scope::ReadWrite);
+    fill_lorem(&store, "a", n);
+    fill_lorem(&store, "b", 10);
     Fixture {
         _dir: dir,
         store,
@@ -73,24 +51,13 @@ fn fixture(n: usize) -> Fixture {
 }
 
 fn router(f: &Fixture, config: Config) -> Router {
-    app(AppState::new(Arc::clone(&f.store), config))
+    support::http::router(&f.store, config)
 }
 
 /// `q` that no activity matches and that no index serves: every record is read and checked.
 fn unindexed_q() -> String {
     let q = json!({"summary": {"contains": "no such words"}}).to_string();
-    format!("/v1/activities?q={}", urlencode(&q))
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    format!("/v1/activities?q={}", url_escape(&q))
 }
 
 // ---- 1. timeouts stop work; a cap on work -------------------------------------------------------
@@ -267,13 +234,13 @@ async fn operands_past_their_bounds_are_a_400_naming_the_field() {
                 "a",
                 range
                     .map(|i| {
-                        NewActivity::new(
-                            format!("wide.{i:04}"),
-                            ObjectRef {
-                                kind: "W".into(),
-                                id: None,
-                            },
-                        )
+                        let mut x_ = NewActivity::default();
+                        x_.action = format!("wide.{i:04}");
+                        x_.resource = ObjectRef {
+                            kind: "W".into(),
+                            id: None,
+                        };
+                        x_
                     })
                     .collect(),
             )
@@ -281,7 +248,7 @@ async fn operands_past_their_bounds_are_a_400_naming_the_field() {
     }
     let app = router(&f, Config::default());
     let key = &f.keys[0];
-    let get = |q: Value| format!("/v1/activities?q={}", urlencode(&q.to_string()));
+    let get = |q: Value| format!("/v1/activities?q={}", url_escape(&q.to_string()));
     let expect_400 = |r: &Resp, field: &str| {
         assert_eq!(r.status, 400, "{}", r.text());
         assert_eq!(r.field(), Some(field), "{}", r.text());

@@ -19,4 +19,5 @@ mod paging;
 mod profiles;
 mod server;
 mod store;
+mod support;
 mod upgrade;

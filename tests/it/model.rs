@@ -8,7 +8,7 @@ use actlog::*;
 use proptest::prelude::*;
 use uuid::Uuid;
 
-use crate::store::{t, Fixture};
+use crate::support::store::{t, Fixture};
 
 const TENANTS: [&str; 2] = ["t0", "t1"];
 const ACTIONS: [&str; 6] = [

@@ -16,7 +16,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use uuid::Uuid;
 
-use crate::damaged::env_usize;
+use crate::support::env_usize;
+use crate::support::store::temp_store;
 
 /// The walked range starts here; activity `k` of the initial load is at `T0 + k * STEP` µs, with
 /// every tenth pair sharing a time so ties are broken by id across page boundaries.
@@ -30,18 +31,17 @@ fn time_of(k: usize) -> i64 {
 
 fn activity(k: usize, time: i64, writer: Option<u64>) -> NewActivity {
     {
-        let mut a = NewActivity::new(
-            ["invoice.sent", "invoice.paid", "user.login"][k % 3],
-            ObjectRef {
-                kind: "Invoice".into(),
-                id: Some(format!("inv_{}", k % 101)),
-            },
-        )
-        .created_at(model::micros_to_time(time));
-        a.context = writer
+        let mut x_ = NewActivity::default();
+        x_.created_at = Some(model::micros_to_time(time));
+        x_.action = ["invoice.sent", "invoice.paid", "user.login"][k % 3].into();
+        x_.resource = ObjectRef {
+            kind: "Invoice".into(),
+            id: Some(format!("inv_{}", k % 101)),
+        };
+        x_.context = writer
             .map(|w| vec![("writer".into(), w.to_string())])
             .unwrap_or_default();
-        a
+        x_
     }
 }
 
@@ -64,10 +64,13 @@ struct Walk {
 /// Walks from the first page to the last, then (if `back`) from the last page back to the
 /// first with `prev_cursor`. Returns the positions in the order they were served.
 fn walk(store: &Store, filter: &Filter, order: Order, back: bool, rng: &mut StdRng) -> Walk {
-    let mut q = Query::new()
-        .filter(filter.clone())
-        .order(order)
-        .limit(page_size(rng));
+    let mut q = {
+        let mut x_ = Query::default();
+        x_.filter = filter.clone();
+        x_.order = order;
+        x_.limit = page_size(rng);
+        x_
+    };
     let mut out = Walk {
         pages: 0,
         seen: vec![],
@@ -152,9 +155,7 @@ fn pages_stay_exact_while_writers_append() {
     let size = env_usize("ACTLOG_PAGING_SIZE", 10_000);
     let seed: u64 = rand::random();
     let mut rng = StdRng::seed_from_u64(seed);
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(Store::open(dir.path(), Options::new().durability(Durability::Relaxed)).unwrap());
+    let (_dir, store) = temp_store();
     store
         .create_tenant("load", TenantSettings::default())
         .unwrap();
@@ -237,13 +238,21 @@ fn pages_stay_exact_while_writers_append() {
         ("records asc", Filter::default(), Order::Asc, true),
         (
             "index merge desc",
-            Filter::new().actions(["invoice.*", "user.login"]),
+            {
+                let mut x_ = Filter::default();
+                x_.actions = vec!["invoice.*".into(), "user.login".into()];
+                x_
+            },
             Order::Desc,
             false,
         ),
         (
             "index merge asc",
-            Filter::new().actions(["invoice.*", "user.login"]),
+            {
+                let mut x_ = Filter::default();
+                x_.actions = vec!["invoice.*".into(), "user.login".into()];
+                x_
+            },
             Order::Asc,
             false,
         ),

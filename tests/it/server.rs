@@ -1,15 +1,17 @@
 //! The real binary: start it on 127.0.0.1:0, append over a real socket, SIGTERM it mid-stream,
 //! restart it, and find every acknowledged write.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A minimal HTTP/1.1 client: one request per connection.
+use crate::support::process::{self, Server};
+
+/// One request with the admin key (none when `key` is empty), its answer as text.
 fn http(
     addr: SocketAddr,
     method: &str,
@@ -17,71 +19,25 @@ fn http(
     key: &str,
     body: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    s.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp)?;
-    let status = resp
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad response: {resp:?}")))?;
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
+    let auth = format!("Bearer {key}");
+    let headers: Vec<(&str, &[u8])> = if key.is_empty() {
+        vec![]
+    } else {
+        vec![("Authorization", auth.as_bytes())]
+    };
+    let body = body.map(|b| ("application/json", b.as_bytes()));
+    let (status, body) = process::http_raw(addr, method, path, &headers, body)?;
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    stdout: Arc<Mutex<Vec<String>>>,
-}
-
+/// The server with a 10 s shutdown grace, logging warnings.
 fn start(data: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_actlog"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--shutdown-grace-secs",
-            "10",
-        ])
-        .env("ACTLOG_DATA_DIR", data)
-        .env("ACTLOG_DURABILITY", "sync")
-        .env("ACTLOG_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let keep = Arc::clone(&lines);
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(a) = line.strip_prefix("listening on http://") {
-                let _ = tx.send(a.parse::<SocketAddr>().unwrap());
-            }
-            keep.lock().unwrap().push(line);
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server did not start");
-    Server {
-        child,
-        addr,
-        stdout: lines,
-    }
+    process::start_with(
+        data,
+        true,
+        &["--shutdown-grace-secs", "10"],
+        &[("ACTLOG_LOG", "warn")],
+    )
 }
 
 fn sigterm(child: &Child) {
@@ -108,11 +64,8 @@ fn sigterm_during_appends_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut server = start(&data);
-    let addr = server.addr;
-    let key = std::fs::read_to_string(data.join("admin.key"))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let addr = server.addr.unwrap();
+    let key = process::admin_key(&data);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -186,7 +139,7 @@ fn sigterm_during_appends_loses_no_acknowledged_write() {
         .any(|l| l.contains("admin key")));
     for id in &acked {
         let (status, body) = http(
-            server.addr,
+            server.addr.unwrap(),
             "GET",
             &format!("/v1/activities/{id}"),
             &key,
@@ -196,7 +149,7 @@ fn sigterm_during_appends_loses_no_acknowledged_write() {
         assert_eq!(status, 200, "acknowledged {id} is gone: {body}");
     }
     let (status, body) = http(
-        server.addr,
+        server.addr.unwrap(),
         "GET",
         "/v1/activities?include_total=true&limit=1",
         &key,

@@ -1,62 +1,23 @@
 //! The store through its public API: appends, idempotency, atomicity, queries, retention, verify.
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use actlog::*;
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{NaiveDate, TimeZone, Utc};
 use uuid::Uuid;
 
-pub(crate) fn t(us: i64) -> DateTime<Utc> {
-    actlog::model::micros_to_time(us)
-}
-
-/// A store in a temp dir with a clock the test moves by hand.
-pub(crate) struct Fixture {
-    pub(crate) dir: tempfile::TempDir,
-    pub(crate) clock: Arc<AtomicI64>,
-    pub(crate) store: Option<Store>,
-}
-
-impl Fixture {
-    pub(crate) fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(AtomicI64::new(1_700_000_000_000_000));
-        let mut f = Fixture {
-            dir,
-            clock,
-            store: None,
-        };
-        f.reopen();
-        f
-    }
-
-    pub(crate) fn options(&self) -> Options {
-        let c = self.clock.clone();
-        Options::new()
-            .durability(Durability::Relaxed)
-            .cache_capacity(8 << 20)
-            .clock(Arc::new(move || t(c.load(Ordering::SeqCst))))
-    }
-
-    pub(crate) fn reopen(&mut self) {
-        self.store = None;
-        self.store = Some(Store::open(self.dir.path(), self.options()).unwrap());
-    }
-
-    pub(crate) fn store(&self) -> &Store {
-        self.store.as_ref().unwrap()
-    }
-}
+use crate::support::store::{t, Fixture};
 
 fn act(action: &str, rtype: &str, rid: Option<&str>) -> NewActivity {
-    NewActivity::new(
-        action,
-        ObjectRef {
+    {
+        let mut x_ = NewActivity::default();
+        x_.action = action.into();
+        x_.resource = ObjectRef {
             kind: rtype.into(),
             id: rid.map(Into::into),
-        },
-    )
+        };
+        x_
+    }
 }
 
 #[test]
@@ -259,10 +220,18 @@ fn cursors_are_bound_to_tenant_and_query() {
         s.create_tenant(t, TenantSettings::default()).unwrap();
         s.append_batch(t, vec![act("x", "T", None); 5]).unwrap();
     }
-    let q = Query::new().limit(2);
+    let q = {
+        let mut x_ = Query::default();
+        x_.limit = 2;
+        x_
+    };
     let page = s.query("a", &q).unwrap();
     let cursor = page.next_cursor.unwrap();
-    let next = q.clone().cursor(Some(cursor.clone()));
+    let next = {
+        let mut x_ = q.clone();
+        x_.cursor = Some(cursor.clone());
+        x_
+    };
     assert!(s.query("a", &next).is_ok());
     assert!(
         matches!(s.query("b", &next), Err(Error::InvalidCursor)),
@@ -293,7 +262,11 @@ fn cursors_are_bound_to_tenant_and_query() {
         &"A".repeat(5000),
         &cursor[..cursor.len() - 1],
     ] {
-        let q = q.clone().cursor(Some(bad.to_owned()));
+        let q = {
+            let mut x_ = q.clone();
+            x_.cursor = Some(bad.to_owned());
+            x_
+        };
         assert!(
             matches!(s.query("a", &q), Err(Error::InvalidCursor)),
             "{bad:?}"
@@ -329,23 +302,37 @@ fn filters_dates_and_operators() {
         s.append("a", a).unwrap();
     }
     let query = |filter: Filter| {
-        s.query("a", &Query::new().filter(filter).order(Order::Asc))
-            .unwrap()
-            .items
-            .into_iter()
-            .map(|a| a.action)
-            .collect::<Vec<_>>()
+        s.query("a", &{
+            let mut x_ = Query::default();
+            x_.filter = filter;
+            x_.order = Order::Asc;
+            x_
+        })
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|a| a.action)
+        .collect::<Vec<_>>()
     };
     // 2024-03-01 in New York is 05:00Z to 05:00Z next day: 03:00Z on the 1st is still Feb 29 there.
     let d1 = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
-    let by_date = Filter::new()
-        .since(TimeBound::Date(d1))
-        .until(TimeBound::Date(d1));
+    let by_date = {
+        let mut x_ = Filter::default();
+        x_.since = Some(TimeBound::Date(d1));
+        x_.until = Some(TimeBound::Date(d1));
+        x_
+    };
     assert_eq!(query(by_date), ["integration_a", "integration_b"]);
-    let prefix = Filter::new().actions(["integration_*"]);
+    let prefix = {
+        let mut x_ = Filter::default();
+        x_.actions = vec!["integration_*".into()];
+        x_
+    };
     assert_eq!(query(prefix), ["integration_a", "integration_b"]);
     let cond = |field: &str, op: Op| {
-        Filter::new().condition(Condition::new(Field::parse(field).unwrap(), op, field).unwrap())
+        let mut x_ = Filter::default();
+        x_.conditions = vec![Condition::new(Field::parse(field).unwrap(), op, field).unwrap()];
+        x_
     };
     assert_eq!(query(cond("summary", Op::Contains("acme".into()))).len(), 4);
     assert_eq!(
@@ -396,8 +383,20 @@ fn filters_dates_and_operators() {
     assert!(Condition::new(Field::CreatedAt, Op::Contains("x".into()), "created_at").is_err());
     assert!(Condition::new(Field::Action, Op::Gt(Operand::Time(day(1, 1))), "action").is_err());
     assert_eq!(Field::parse("metadata.x"), None);
-    assert!(s.query("a", &Query::new().limit(0)).is_err());
-    assert!(s.query("a", &Query::new().limit(1001)).is_err());
+    assert!(s
+        .query("a", &{
+            let mut x_ = Query::default();
+            x_.limit = 0;
+            x_
+        })
+        .is_err());
+    assert!(s
+        .query("a", &{
+            let mut x_ = Query::default();
+            x_.limit = 1001;
+            x_
+        })
+        .is_err());
 }
 
 #[test]
@@ -488,7 +487,12 @@ fn retention_removes_records_with_their_index_entries() {
     assert_eq!(removed, 600, "older than one day before day 7");
     assert_eq!(s.count("short", &Filter::default()).unwrap(), 100);
     assert_eq!(s.count("long", &Filter::default()).unwrap(), 700);
-    let by_actor = Filter::new().actor_types(["user"]).actor_ids(["u"]);
+    let by_actor = {
+        let mut x_ = Filter::default();
+        x_.actor_types = vec!["user".into()];
+        x_.actor_ids = vec!["u".into()];
+        x_
+    };
     assert_eq!(s.count("short", &by_actor).unwrap(), 100);
     let report = s.verify().unwrap();
     assert!(report.is_ok(), "{report:?}");
@@ -581,19 +585,23 @@ fn retention_rewrites_shared_index_lists() {
     let kept = (0..2000).filter(|n| base + n * 1000 >= cutoff).count() as u64;
     assert_eq!(removed, 2000 - kept);
     assert_eq!(s.count("a", &Filter::default()).unwrap(), kept);
-    let by_action = |x: &str| Filter::new().actions([x]);
+    let by_action = |x: &str| {
+        let mut x_ = Filter::default();
+        x_.actions = vec![x.into()];
+        x_
+    };
     let want_x = (0..2000)
         .filter(|n| n % 3 == 0 && base + n * 1000 >= cutoff)
         .count() as u64;
     assert_eq!(s.count("a", &by_action("x")).unwrap(), want_x);
     let page = s
-        .query(
-            "a",
-            &Query::new()
-                .filter(by_action("x"))
-                .limit(1000)
-                .order(Order::Asc),
-        )
+        .query("a", &{
+            let mut x_ = Query::default();
+            x_.filter = by_action("x");
+            x_.limit = 1000;
+            x_.order = Order::Asc;
+            x_
+        })
         .unwrap();
     assert_eq!(page.items.len() as u64, want_x);
     assert!(page
@@ -699,7 +707,11 @@ fn a_purge_between_index_and_record_reads_is_skipped() {
         .collect();
     s.append_batch("a", batch).unwrap();
     let cutoff = base + 45_000; // items 0..=4 are older
-    let by_action = Filter::new().actions(["x"]);
+    let by_action = {
+        let mut x_ = Filter::default();
+        x_.actions = vec!["x".into()];
+        x_
+    };
     let mut seen = Vec::new();
     let mut purged = 0;
     s.scan("a", &by_action, Order::Asc, |a| {
@@ -715,7 +727,13 @@ fn a_purge_between_index_and_record_reads_is_skipped() {
     want.extend((5..20).map(|i| base + i * 10_000));
     assert_eq!(seen, want);
     // A page query over the same index after the purge, and the store's own check.
-    let page = s.query("a", &Query::new().filter(by_action)).unwrap();
+    let page = s
+        .query("a", &{
+            let mut x_ = Query::default();
+            x_.filter = by_action;
+            x_
+        })
+        .unwrap();
     assert_eq!(page.items.len(), 15);
     let report = s.verify().unwrap();
     assert!(report.is_ok(), "{report:?}");
@@ -807,7 +825,11 @@ mod purge_property {
             })
             .unwrap();
             prop_assert_eq!(got, want.clone());
-            let by_action = Filter::new().actions(["x"]);
+            let by_action = {
+                                let mut x_ = Filter::default();
+                                x_.actions = vec!["x".into()];
+                                x_
+                            };
             let x_kept = want.len() - clock_timed;
             prop_assert_eq!(s.count("a", &by_action).unwrap(), u64::try_from(x_kept).unwrap());
             prop_assert_eq!(

@@ -12,7 +12,7 @@ use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
-use crate::http::{env, Env};
+use crate::support::http::{call, env, Env};
 
 pub type Result<T = ()> = anyhow::Result<T>;
 
@@ -74,7 +74,7 @@ impl Site {
     /// Appends through the API (tenant `tenant`'s write key) and checks it was written.
     pub async fn append(&self, tenant: &'static str, activities: Vec<Value>) {
         for chunk in activities.chunks(1000) {
-            let r = crate::http::call(Method::POST, "/v1/activities")
+            let r = call(Method::POST, "/v1/activities")
                 .key(self.env.key(tenant, "write"))
                 .json(&json!({ "activities": chunk }))
                 .send(&self.env.app)

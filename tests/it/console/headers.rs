@@ -4,7 +4,7 @@
 use actlog::http::console::{page_weight, CSP};
 use axum::http::{header, Method, StatusCode};
 
-use crate::http::{call, env};
+use crate::support::http::{call, env};
 
 #[tokio::test]
 async fn the_page_and_its_assets_carry_the_security_headers() {

@@ -8,7 +8,7 @@ use actlog::Scope;
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 
-use super::{activity, call, env, Call, Env};
+use crate::support::http::{activity, call, env, Call, Env, Resp};
 
 const MARK_A: &str = "SECRET-A";
 
@@ -143,7 +143,7 @@ fn with_a_cursor(f: &Fixture, spec: &RouteSpec) -> Option<Call> {
 
 /// The route's error shape: the native `{"error": {"code", …}}`, or Velt's
 /// `{"error": {"message", "status"}}` where the route documents that one.
-fn error_shaped(spec: &RouteSpec, r: &super::Resp) -> bool {
+fn error_shaped(spec: &RouteSpec, r: &crate::support::http::Resp) -> bool {
     match spec.error {
         "VeltError" => {
             r.json["error"]["status"].is_string() && r.json["error"]["message"].is_string()
@@ -152,7 +152,7 @@ fn error_shaped(spec: &RouteSpec, r: &super::Resp) -> bool {
     }
 }
 
-fn assert_clean(f: &Fixture, what: &str, r: &super::Resp) {
+fn assert_clean(f: &Fixture, what: &str, r: &Resp) {
     let text = r.text();
     assert!(
         !text.contains(MARK_A),

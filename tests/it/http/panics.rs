@@ -12,7 +12,7 @@ use actlog::http::{app, auth::issue_key, install_panic_hook, AppState, Config};
 use actlog::{FaultHook, FaultPoint, Options, Scope, Store, TenantSettings};
 use axum::http::{Method, StatusCode};
 
-use super::call;
+use crate::support::http::call;
 
 const CHILD: &str = "ACTLOG_PANIC_LOG_CHILD";
 /// What the injected panic carries in place of sled's tree dump.

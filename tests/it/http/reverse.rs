@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use actlog::http::Config;
 
-use super::{call, env_with, Env};
+use crate::support::http::{call, env_with, Env};
 
 /// One appended activity, as far as the filters below need it.
 struct Row {

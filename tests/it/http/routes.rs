@@ -6,7 +6,7 @@ use actlog::http::{routes, Access, Config};
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::{activity, call, env, env_with, Env};
+use crate::support::http::{activity, call, env, env_with, Call, Env, Resp};
 
 /// Appends `n` activities to tenant `a` with distinct, increasing times; returns their ids in
 /// time order.
@@ -40,7 +40,7 @@ async fn seed(e: &Env, n: usize) -> Vec<String> {
         .collect()
 }
 
-fn ids(r: &super::Resp) -> Vec<String> {
+fn ids(r: &Resp) -> Vec<String> {
     r.json["data"]
         .as_array()
         .unwrap_or_else(|| panic!("no data: {}", r.text()))
@@ -772,7 +772,7 @@ async fn rejections_use_the_error_shape() {
     let key = e.key("a", "read_write").to_owned();
     let big = json!({"action": "x", "resource": {"type": "T"}, "summary": "y".repeat(2000)});
     // (request, status, code, field)
-    let table: Vec<(super::Call, StatusCode, &str, Option<&str>)> = vec![
+    let table: Vec<(Call, StatusCode, &str, Option<&str>)> = vec![
         (
             call(Method::POST, "/v1/activities")
                 .key(&key)

@@ -5,7 +5,7 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::{activity, call, env};
+use crate::support::http::{activity, call, env};
 
 fn seqs(page: &Value) -> Vec<u64> {
     page["data"]

@@ -13,7 +13,7 @@ use tower::ServiceExt;
 
 use actlog::http::Config;
 
-use super::{activity, call, env, env_with, Env};
+use crate::support::http::{activity, call, env, env_with, Env};
 
 /// Longest wait for the next event before a test fails (the stream polls the store every
 /// second even without a wake-up, so this is generous).
