@@ -29,14 +29,14 @@ async fn running(config: Config, n: usize, metadata_bytes: usize) -> Running {
         let batch = chunk
             .iter()
             .map(|i| {
-                let mut x_ = NewActivity::default();
-                x_.action = "a".into();
-                x_.resource = ObjectRef {
-                    kind: "T".into(),
-                    id: Some(format!("r{i}")),
-                };
-                x_.metadata = Some(serde_json::json!({ "blob": blob }));
-                x_
+                NewActivity::new(
+                    "a",
+                    ObjectRef {
+                        kind: "T".into(),
+                        id: Some(format!("r{i}")),
+                    },
+                )
+                .metadata(serde_json::json!({ "blob": blob }))
             })
             .collect();
         store.append_batch("t", batch).unwrap();

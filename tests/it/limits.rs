@@ -234,13 +234,13 @@ async fn operands_past_their_bounds_are_a_400_naming_the_field() {
                 "a",
                 range
                     .map(|i| {
-                        let mut x_ = NewActivity::default();
-                        x_.action = format!("wide.{i:04}");
-                        x_.resource = ObjectRef {
-                            kind: "W".into(),
-                            id: None,
-                        };
-                        x_
+                        NewActivity::new(
+                            format!("wide.{i:04}"),
+                            ObjectRef {
+                                kind: "W".into(),
+                                id: None,
+                            },
+                        )
                     })
                     .collect(),
             )

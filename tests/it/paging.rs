@@ -31,17 +31,18 @@ fn time_of(k: usize) -> i64 {
 
 fn activity(k: usize, time: i64, writer: Option<u64>) -> NewActivity {
     {
-        let mut x_ = NewActivity::default();
-        x_.created_at = Some(model::micros_to_time(time));
-        x_.action = ["invoice.sent", "invoice.paid", "user.login"][k % 3].into();
-        x_.resource = ObjectRef {
-            kind: "Invoice".into(),
-            id: Some(format!("inv_{}", k % 101)),
-        };
-        x_.context = writer
+        let mut v = NewActivity::new(
+            ["invoice.sent", "invoice.paid", "user.login"][k % 3],
+            ObjectRef {
+                kind: "Invoice".into(),
+                id: Some(format!("inv_{}", k % 101)),
+            },
+        )
+        .created_at(model::micros_to_time(time));
+        v.context = writer
             .map(|w| vec![("writer".into(), w.to_string())])
             .unwrap_or_default();
-        x_
+        v
     }
 }
 
@@ -64,13 +65,10 @@ struct Walk {
 /// Walks from the first page to the last, then (if `back`) from the last page back to the
 /// first with `prev_cursor`. Returns the positions in the order they were served.
 fn walk(store: &Store, filter: &Filter, order: Order, back: bool, rng: &mut StdRng) -> Walk {
-    let mut q = {
-        let mut x_ = Query::default();
-        x_.filter = filter.clone();
-        x_.order = order;
-        x_.limit = page_size(rng);
-        x_
-    };
+    let mut q = Query::new()
+        .filter(filter.clone())
+        .order(order)
+        .limit(page_size(rng));
     let mut out = Walk {
         pages: 0,
         seen: vec![],
@@ -238,21 +236,13 @@ fn pages_stay_exact_while_writers_append() {
         ("records asc", Filter::default(), Order::Asc, true),
         (
             "index merge desc",
-            {
-                let mut x_ = Filter::default();
-                x_.actions = vec!["invoice.*".into(), "user.login".into()];
-                x_
-            },
+            Filter::new().actions(["invoice.*", "user.login"]),
             Order::Desc,
             false,
         ),
         (
             "index merge asc",
-            {
-                let mut x_ = Filter::default();
-                x_.actions = vec!["invoice.*".into(), "user.login".into()];
-                x_
-            },
+            Filter::new().actions(["invoice.*", "user.login"]),
             Order::Asc,
             false,
         ),

@@ -9,15 +9,13 @@ use uuid::Uuid;
 use crate::support::store::{t, Fixture};
 
 fn act(action: &str, rtype: &str, rid: Option<&str>) -> NewActivity {
-    {
-        let mut x_ = NewActivity::default();
-        x_.action = action.into();
-        x_.resource = ObjectRef {
+    NewActivity::new(
+        action,
+        ObjectRef {
             kind: rtype.into(),
             id: rid.map(Into::into),
-        };
-        x_
-    }
+        },
+    )
 }
 
 #[test]
@@ -220,18 +218,10 @@ fn cursors_are_bound_to_tenant_and_query() {
         s.create_tenant(t, TenantSettings::default()).unwrap();
         s.append_batch(t, vec![act("x", "T", None); 5]).unwrap();
     }
-    let q = {
-        let mut x_ = Query::default();
-        x_.limit = 2;
-        x_
-    };
+    let q = Query::new().limit(2);
     let page = s.query("a", &q).unwrap();
     let cursor = page.next_cursor.unwrap();
-    let next = {
-        let mut x_ = q.clone();
-        x_.cursor = Some(cursor.clone());
-        x_
-    };
+    let next = q.clone().cursor(Some(cursor.clone()));
     assert!(s.query("a", &next).is_ok());
     assert!(
         matches!(s.query("b", &next), Err(Error::InvalidCursor)),
@@ -262,11 +252,7 @@ fn cursors_are_bound_to_tenant_and_query() {
         &"A".repeat(5000),
         &cursor[..cursor.len() - 1],
     ] {
-        let q = {
-            let mut x_ = q.clone();
-            x_.cursor = Some(bad.to_owned());
-            x_
-        };
+        let q = q.clone().cursor(Some(bad.to_owned()));
         assert!(
             matches!(s.query("a", &q), Err(Error::InvalidCursor)),
             "{bad:?}"
@@ -302,37 +288,28 @@ fn filters_dates_and_operators() {
         s.append("a", a).unwrap();
     }
     let query = |filter: Filter| {
-        s.query("a", &{
-            let mut x_ = Query::default();
-            x_.filter = filter;
-            x_.order = Order::Asc;
-            x_
-        })
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|a| a.action)
-        .collect::<Vec<_>>()
+        s.query("a", &Query::new().filter(filter).order(Order::Asc))
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|a| a.action)
+            .collect::<Vec<_>>()
     };
     // 2024-03-01 in New York is 05:00Z to 05:00Z next day: 03:00Z on the 1st is still Feb 29 there.
     let d1 = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
     let by_date = {
-        let mut x_ = Filter::default();
-        x_.since = Some(TimeBound::Date(d1));
-        x_.until = Some(TimeBound::Date(d1));
-        x_
+        let mut v = Filter::new();
+        v.since = Some(TimeBound::Date(d1));
+        v.until = Some(TimeBound::Date(d1));
+        v
     };
     assert_eq!(query(by_date), ["integration_a", "integration_b"]);
-    let prefix = {
-        let mut x_ = Filter::default();
-        x_.actions = vec!["integration_*".into()];
-        x_
-    };
+    let prefix = Filter::new().actions(["integration_*"]);
     assert_eq!(query(prefix), ["integration_a", "integration_b"]);
     let cond = |field: &str, op: Op| {
-        let mut x_ = Filter::default();
-        x_.conditions = vec![Condition::new(Field::parse(field).unwrap(), op, field).unwrap()];
-        x_
+        let mut v = Filter::new();
+        v.conditions = vec![Condition::new(Field::parse(field).unwrap(), op, field).unwrap()];
+        v
     };
     assert_eq!(query(cond("summary", Op::Contains("acme".into()))).len(), 4);
     assert_eq!(
@@ -383,20 +360,8 @@ fn filters_dates_and_operators() {
     assert!(Condition::new(Field::CreatedAt, Op::Contains("x".into()), "created_at").is_err());
     assert!(Condition::new(Field::Action, Op::Gt(Operand::Time(day(1, 1))), "action").is_err());
     assert_eq!(Field::parse("metadata.x"), None);
-    assert!(s
-        .query("a", &{
-            let mut x_ = Query::default();
-            x_.limit = 0;
-            x_
-        })
-        .is_err());
-    assert!(s
-        .query("a", &{
-            let mut x_ = Query::default();
-            x_.limit = 1001;
-            x_
-        })
-        .is_err());
+    assert!(s.query("a", &Query::new().limit(0)).is_err());
+    assert!(s.query("a", &Query::new().limit(1001)).is_err());
 }
 
 #[test]
@@ -487,12 +452,7 @@ fn retention_removes_records_with_their_index_entries() {
     assert_eq!(removed, 600, "older than one day before day 7");
     assert_eq!(s.count("short", &Filter::default()).unwrap(), 100);
     assert_eq!(s.count("long", &Filter::default()).unwrap(), 700);
-    let by_actor = {
-        let mut x_ = Filter::default();
-        x_.actor_types = vec!["user".into()];
-        x_.actor_ids = vec!["u".into()];
-        x_
-    };
+    let by_actor = Filter::new().actor_types(["user"]).actor_ids(["u"]);
     assert_eq!(s.count("short", &by_actor).unwrap(), 100);
     let report = s.verify().unwrap();
     assert!(report.is_ok(), "{report:?}");
@@ -585,23 +545,19 @@ fn retention_rewrites_shared_index_lists() {
     let kept = (0..2000).filter(|n| base + n * 1000 >= cutoff).count() as u64;
     assert_eq!(removed, 2000 - kept);
     assert_eq!(s.count("a", &Filter::default()).unwrap(), kept);
-    let by_action = |x: &str| {
-        let mut x_ = Filter::default();
-        x_.actions = vec![x.into()];
-        x_
-    };
+    let by_action = |x: &str| Filter::new().actions([x]);
     let want_x = (0..2000)
         .filter(|n| n % 3 == 0 && base + n * 1000 >= cutoff)
         .count() as u64;
     assert_eq!(s.count("a", &by_action("x")).unwrap(), want_x);
     let page = s
-        .query("a", &{
-            let mut x_ = Query::default();
-            x_.filter = by_action("x");
-            x_.limit = 1000;
-            x_.order = Order::Asc;
-            x_
-        })
+        .query(
+            "a",
+            &Query::new()
+                .filter(by_action("x"))
+                .limit(1000)
+                .order(Order::Asc),
+        )
         .unwrap();
     assert_eq!(page.items.len() as u64, want_x);
     assert!(page
@@ -707,11 +663,7 @@ fn a_purge_between_index_and_record_reads_is_skipped() {
         .collect();
     s.append_batch("a", batch).unwrap();
     let cutoff = base + 45_000; // items 0..=4 are older
-    let by_action = {
-        let mut x_ = Filter::default();
-        x_.actions = vec!["x".into()];
-        x_
-    };
+    let by_action = Filter::new().actions(["x"]);
     let mut seen = Vec::new();
     let mut purged = 0;
     s.scan("a", &by_action, Order::Asc, |a| {
@@ -727,13 +679,7 @@ fn a_purge_between_index_and_record_reads_is_skipped() {
     want.extend((5..20).map(|i| base + i * 10_000));
     assert_eq!(seen, want);
     // A page query over the same index after the purge, and the store's own check.
-    let page = s
-        .query("a", &{
-            let mut x_ = Query::default();
-            x_.filter = by_action;
-            x_
-        })
-        .unwrap();
+    let page = s.query("a", &Query::new().filter(by_action)).unwrap();
     assert_eq!(page.items.len(), 15);
     let report = s.verify().unwrap();
     assert!(report.is_ok(), "{report:?}");
@@ -825,11 +771,7 @@ mod purge_property {
             })
             .unwrap();
             prop_assert_eq!(got, want.clone());
-            let by_action = {
-                                let mut x_ = Filter::default();
-                                x_.actions = vec!["x".into()];
-                                x_
-                            };
+            let by_action = Filter::new().actions(["x"]);
             let x_kept = want.len() - clock_timed;
             prop_assert_eq!(s.count("a", &by_action).unwrap(), u64::try_from(x_kept).unwrap());
             prop_assert_eq!(

@@ -31,29 +31,29 @@ fn seq_env() -> (Env, Vec<Vec<Activity>>) {
                     context.push(("activity_log_id".into(), format!("log-{log}")));
                 }
                 {
-                    let mut x_ = NewActivity::default();
-                    x_.created_at =
-                        Some(when + chrono::Duration::seconds(i64::try_from(item).unwrap()));
-                    x_.action = "CREATED".into();
-                    x_.resource = ObjectRef {
-                        kind: "INVOICE".into(),
-                        id: Some(format!("inv-{log}")),
-                    };
-                    x_.actor = Some(Actor {
+                    let mut v = NewActivity::new(
+                        "CREATED",
+                        ObjectRef {
+                            kind: "INVOICE".into(),
+                            id: Some(format!("inv-{log}")),
+                        },
+                    )
+                    .created_at(when + chrono::Duration::seconds(i64::try_from(item).unwrap()))
+                    .actor(Actor {
                         kind: "USER".into(),
                         id: Some("user-1".into()),
                         name: Some("John".into()),
                         email: Some("john.doe@sequencehq.com".into()),
-                    });
-                    x_.target = Some(ObjectRef {
+                    })
+                    .target(ObjectRef {
                         kind: "SEQUENCE_USER".into(),
                         id: Some("su-1".into()),
-                    });
-                    x_.context = context;
-                    x_.summary = Some("A new invoice was created for customer".into());
-                    x_.reason = Some("New billing cycle started".into());
-                    x_.metadata = Some(json!({"b": 2, "a": "x"}));
-                    x_
+                    })
+                    .summary("A new invoice was created for customer")
+                    .reason("New billing cycle started")
+                    .metadata(json!({"b": 2, "a": "x"}));
+                    v.context = context;
+                    v
                 }
             })
             .collect();
@@ -126,16 +126,17 @@ async fn sequence_response_fields() {
     // A single-activity log is identified by its activity.
     assert_eq!(v["items"][0]["id"], logs[6][0].id.to_string());
     // No actor, no target: nulls.
-    let a = env.append("acct", {
-        let mut x_ = NewActivity::default();
-        x_.created_at = Some(minutes(60));
-        x_.action = "DELETED".into();
-        x_.resource = ObjectRef {
-            kind: "CUSTOMER".into(),
-            id: None,
-        };
-        x_
-    });
+    let a = env.append(
+        "acct",
+        NewActivity::new(
+            "DELETED",
+            ObjectRef {
+                kind: "CUSTOMER".into(),
+                id: None,
+            },
+        )
+        .created_at(minutes(60)),
+    );
     let v = env.get_ok(&format!("{SEQ}?limit=1")).await;
     let log = &v["items"][0];
     assert_eq!(log["id"], a.id.to_string());

@@ -18,33 +18,35 @@ fn si_env() -> (Env, Vec<Activity>) {
     for i in 0..12i64 {
         let no_actor = i == 11;
         out.push(env.append("ent_1", {
-            let mut x_ = NewActivity::default();
-            x_.created_at = Some(minutes(i));
-            x_.action = if i % 2 == 0 { "created" } else { "sent" }.into();
-            x_.resource = ObjectRef {
-                kind: if no_actor { "Payment" } else { "Invoice" }.into(),
-                id: Some(format!("inv_{}", i / 2)),
-            };
-            x_.actor = (!no_actor).then(|| Actor {
+            let mut v = NewActivity::new(
+                if i % 2 == 0 { "created" } else { "sent" },
+                ObjectRef {
+                    kind: if no_actor { "Payment" } else { "Invoice" }.into(),
+                    id: Some(format!("inv_{}", i / 2)),
+                },
+            )
+            .created_at(minutes(i));
+            v.actor = (!no_actor).then(|| Actor {
                 kind: "user".into(),
                 id: Some("usr_abc123".into()),
                 name: None,
                 email: Some("user@example.com".into()),
             });
-            x_.metadata = (i == 1)
+            v.metadata = (i == 1)
                 .then(|| json!({"to": "customer@example.com", "subject": "Invoice #INV-2024-001"}));
-            x_
+            v
         }));
     }
-    env.append("ent_2", {
-        let mut x_ = NewActivity::default();
-        x_.action = "created".into();
-        x_.resource = ObjectRef {
-            kind: "Customer".into(),
-            id: Some("cus_1".into()),
-        };
-        x_
-    });
+    env.append(
+        "ent_2",
+        NewActivity::new(
+            "created",
+            ObjectRef {
+                kind: "Customer".into(),
+                id: Some("cus_1".into()),
+            },
+        ),
+    );
     (env, out)
 }
 
@@ -408,18 +410,19 @@ async fn spaceinvoices_query_matches_a_model() {
     for i in 0..60i64 {
         let actor = actors[rnd(actors.len())];
         acts.push(env.append("ent", {
-            let mut x_ = NewActivity::default();
-            x_.created_at = Some(minutes(i * 7 % 60));
-            x_.action = actions[rnd(actions.len())].into();
-            x_.resource = ObjectRef {
-                kind: types[rnd(types.len())].into(),
-                id: (rnd(5) > 0).then(|| format!("r_{}", rnd(8))),
-            };
-            x_.actor = actor.map(|k| Actor {
+            let mut v = NewActivity::new(
+                actions[rnd(actions.len())],
+                ObjectRef {
+                    kind: types[rnd(types.len())].into(),
+                    id: (rnd(5) > 0).then(|| format!("r_{}", rnd(8))),
+                },
+            )
+            .created_at(minutes(i * 7 % 60));
+            v.actor = actor.map(|k| Actor {
                 kind: k.into(),
                 ..Default::default()
             });
-            x_
+            v
         }));
     }
     // Newest first, ties by id descending: the store's order.

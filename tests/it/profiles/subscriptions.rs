@@ -80,34 +80,36 @@ fn sub_env() -> (Env, Vec<Activity>) {
         context.push(("customer_name".into(), "Cleo".into()));
         context.push(("profile_id".into(), "prof-1".into()));
         out.push(env.append("shop", {
-            let mut x_ = NewActivity::default();
-            x_.created_at = Some(
+            let mut v = NewActivity::new(
+                action,
+                ObjectRef {
+                    kind: kind.into(),
+                    id: Some(id.into()),
+                },
+            )
+            .created_at(
                 at("2024-01-10T12:00:00Z") + chrono::Duration::hours(i64::try_from(i).unwrap()),
             );
-            x_.action = action.into();
-            x_.resource = ObjectRef {
-                kind: kind.into(),
-                id: Some(id.into()),
-            };
-            x_.actor = actor;
-            x_.context = context;
-            x_.summary = (i == 0).then(|| "Subscription created".to_owned());
-            x_.changes = (i == 1).then(|| json!({"status": ["active", "paused"]}));
-            x_.metadata = (i == 1).then(|| json!({"reason": "vacation"}));
-            x_
+            v.actor = actor;
+            v.context = context;
+            v.summary = (i == 0).then(|| "Subscription created".to_owned());
+            v.changes = (i == 1).then(|| json!({"status": ["active", "paused"]}));
+            v.metadata = (i == 1).then(|| json!({"reason": "vacation"}));
+            v
         }));
     }
     // Not a loggable: never a row of this API.
-    env.append("shop", {
-        let mut x_ = NewActivity::default();
-        x_.created_at = Some(at("2024-01-10T12:00:00Z"));
-        x_.action = "invoice_sent".into();
-        x_.resource = ObjectRef {
-            kind: "invoice".into(),
-            id: Some("inv-1".into()),
-        };
-        x_
-    });
+    env.append(
+        "shop",
+        NewActivity::new(
+            "invoice_sent",
+            ObjectRef {
+                kind: "invoice".into(),
+                id: Some("inv-1".into()),
+            },
+        )
+        .created_at(at("2024-01-10T12:00:00Z")),
+    );
     (env, out)
 }
 
@@ -242,16 +244,17 @@ async fn subscriptions_actor_and_action_filters() {
 async fn subscriptions_dates_in_the_account_timezone() {
     let (env, _) = sub_env();
     // 23:30 UTC on the 31st is 00:30 on 1 February in Ljubljana.
-    env.append("shop", {
-        let mut x_ = NewActivity::default();
-        x_.created_at = Some(at("2024-01-31T23:30:00Z"));
-        x_.action = "order_placed".into();
-        x_.resource = ObjectRef {
-            kind: "order".into(),
-            id: Some("ord-9".into()),
-        };
-        x_
-    });
+    env.append(
+        "shop",
+        NewActivity::new(
+            "order_placed",
+            ObjectRef {
+                kind: "order".into(),
+                id: Some("ord-9".into()),
+            },
+        )
+        .created_at(at("2024-01-31T23:30:00Z")),
+    );
     let v = env.get_ok(&format!("{SUB}?{JAN}&order_id=ord-9")).await;
     assert_eq!(v["total"], 0);
     let v = env
@@ -341,21 +344,22 @@ async fn subscriptions_page_and_limit() {
 async fn subscriptions_post_and_dropdowns() {
     let (env, _) = sub_env();
     // Not on a subscription or an order: neither a row nor a dropdown value.
-    env.append("shop", {
-        let mut x_ = NewActivity::default();
-        x_.action = "integration_crm_sync".into();
-        x_.resource = ObjectRef {
-            kind: "invoice".into(),
-            id: Some("inv-1".into()),
-        };
-        x_.actor = Some(Actor {
+    env.append(
+        "shop",
+        NewActivity::new(
+            "integration_crm_sync",
+            ObjectRef {
+                kind: "invoice".into(),
+                id: Some("inv-1".into()),
+            },
+        )
+        .actor(Actor {
             kind: "admin".into(),
             id: None,
             name: Some("Zed".into()),
             email: None,
-        });
-        x_
-    });
+        }),
+    );
     let key = env.key("shop", Scope::ReadWrite);
     let auth = format!("Bearer {key}");
     let body = json!({

@@ -17,36 +17,36 @@ fn velt_env() -> (Env, Vec<Activity>) {
     for i in 0..7i64 {
         let comment = i % 2 == 0;
         out.push(env.append("org-123", {
-            let mut x_ = NewActivity::default();
-            x_.created_at = Some(
+            let mut v = NewActivity::new(
+                if comment {
+                    "comment.add"
+                } else {
+                    "reaction.add"
+                },
+                ObjectRef {
+                    kind: if comment { "comment" } else { "reaction" }.into(),
+                    id: Some(format!("annotation-{}", i % 3)),
+                },
+            )
+            .created_at(
                 chrono::DateTime::from_timestamp_millis(1_722_409_519_944 + i * 1000).unwrap(),
-            );
-            x_.action = if comment {
-                "comment.add"
-            } else {
-                "reaction.add"
-            }
-            .into();
-            x_.resource = ObjectRef {
-                kind: if comment { "comment" } else { "reaction" }.into(),
-                id: Some(format!("annotation-{}", i % 3)),
-            };
-            x_.actor = Some(Actor {
+            )
+            .actor(Actor {
                 kind: "user".into(),
                 id: Some(format!("user-{}", i % 2)),
                 name: Some("User Name".into()),
                 email: Some("user@example.com".into()),
-            });
-            x_.context = vec![(
+            })
+            .metadata(json!({"custom": i}));
+            v.context = vec![(
                 "document_id".into(),
                 if i < 5 { "doc-456" } else { "doc-789" }.into(),
             )];
-            x_.display = (i == 0).then(|| DisplayText {
+            v.display = (i == 0).then(|| DisplayText {
                 template: "{{user}} added a comment".into(),
                 data: json!({"user": {"userId": "user-0", "name": "User Name"}}),
             });
-            x_.metadata = Some(json!({"custom": i}));
-            x_
+            v
         }));
     }
     (env, out)

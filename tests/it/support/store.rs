@@ -12,14 +12,8 @@ use chrono::{DateTime, Utc};
 /// durability need no flush per append).
 pub fn temp_store() -> (tempfile::TempDir, Arc<Store>) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        Store::open(dir.path(), {
-            let mut x_ = Options::default();
-            x_.durability = Durability::Relaxed;
-            x_
-        })
-        .unwrap(),
-    );
+    let store =
+        Arc::new(Store::open(dir.path(), Options::new().durability(Durability::Relaxed)).unwrap());
     (dir, store)
 }
 
@@ -32,16 +26,14 @@ pub fn put_key(store: &Store, tenant: Option<&str>, scope: Scope) -> IssuedKey {
 
 /// Activity `i` of the fair-share fixtures: 30 actions, a ~260-byte summary each.
 pub fn lorem(i: usize) -> NewActivity {
-    {
-        let mut x_ = NewActivity::default();
-        x_.action = format!("act.{}", i % 30);
-        x_.resource = ObjectRef {
+    NewActivity::new(
+        format!("act.{}", i % 30),
+        ObjectRef {
             kind: "T".into(),
             id: Some(format!("r{i}")),
-        };
-        x_.summary = Some(format!("{} {i}", "lorem ipsum ".repeat(20)));
-        x_
-    }
+        },
+    )
+    .summary(format!("{} {i}", "lorem ipsum ".repeat(20)))
 }
 
 /// Appends `lorem(0..n)` to `tenant` in batches of 1,000.
@@ -80,13 +72,10 @@ impl Fixture {
 
     pub fn options(&self) -> Options {
         let c = self.clock.clone();
-        {
-            let mut x_ = Options::default();
-            x_.durability = Durability::Relaxed;
-            x_.cache_capacity = 8 << 20;
-            x_.clock = Arc::new(move || t(c.load(Ordering::SeqCst)));
-            x_
-        }
+        Options::new()
+            .durability(Durability::Relaxed)
+            .cache_capacity(8 << 20)
+            .clock(Arc::new(move || t(c.load(Ordering::SeqCst))))
     }
 
     pub fn reopen(&mut self) {
