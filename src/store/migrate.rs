@@ -116,14 +116,16 @@ pub(crate) fn upgrade(
         keys = total,
         "upgrading the data directory: rewriting every key into the new format and numbering \
          every tenant's activities (needs about as much free disk as the store uses; measured \
-         here: ~15 s per million keys, ~75 s per million activities); the old format stays \
+         here: ~11 s per million keys, 20 s for 200,000 activities in 1.8 million keys); the \
+         old format stays \
          intact until the copy is complete, so an interruption is safe and the next start begins \
          again"
     );
     let new = db.open_tree(LOG_TREE)?;
     let mut heads: BTreeMap<u32, Head> = BTreeMap::new();
     let mut batch = sled::Batch::default();
-    let (mut in_batch, mut copied, mut reported) = (0usize, 0usize, 0usize);
+    // `in_batch` and `copied` count the old tree's keys (progress), `written` the new ones.
+    let (mut in_batch, mut copied, mut reported, mut written) = (0usize, 0usize, 0usize, 0usize);
     for kv in old.iter() {
         let (k, v) = kv?;
         let key = rewrite(&k)?;
@@ -139,11 +141,12 @@ pub(crate) fn upgrade(
             head.recorded_at = head.recorded_at.max(pos.time.min(now_us));
             batch.insert(key, codec::with_seq(&v, head.seq, head.recorded_at)?);
             batch.insert(keys::seq_key(tenant, head.seq), &pos.encode()[..]);
-            in_batch += 1;
+            written += 1;
         } else {
             batch.insert(key, v);
         }
         in_batch += 1;
+        written += 1;
         if in_batch >= BATCH_KEYS {
             check_fault(hook, FaultPoint::Migrate)?;
             new.apply_batch(std::mem::take(&mut batch))?;
@@ -163,6 +166,7 @@ pub(crate) fn upgrade(
     }
     for (tenant, head) in &heads {
         batch.insert(keys::head_key(*tenant), &head.encode()[..]);
+        written += 1;
     }
     check_fault(hook, FaultPoint::Migrate)?;
     new.apply_batch(batch)?;
@@ -175,6 +179,7 @@ pub(crate) fn upgrade(
     db.flush()?;
     tracing::info!(
         keys = copied,
+        written,
         elapsed_ms = started.elapsed().as_millis(),
         "upgrade complete: the data directory is now format {}",
         super::meta::FORMAT_VERSION
