@@ -149,6 +149,27 @@ fn sigkill_loses_no_acknowledged_append() {
         for (b, (size, seen)) in sizes {
             assert_eq!(size, seen, "run {run}: batch {b} is partial");
         }
+        // The log's order survives the kill whole: `seq`s dense from 1 to the head (nothing is
+        // purged here), each batch's consecutive, `recorded_at` never going back.
+        let mut seqs = vec![];
+        let mut last_recorded = i64::MIN;
+        store
+            .scan("crash", &Filter::default(), Order::Seq, |a| {
+                assert!(
+                    a.recorded_at >= last_recorded,
+                    "run {run}: recorded_at went back"
+                );
+                last_recorded = a.recorded_at;
+                seqs.push(a.seq);
+                Ok(true)
+            })
+            .unwrap();
+        let head = store.last_seq("crash").unwrap();
+        assert_eq!(
+            seqs,
+            (1..=head).collect::<Vec<u64>>(),
+            "run {run}: seqs not dense"
+        );
         let report = store.verify().unwrap();
         assert!(report.is_ok(), "run {run}: {report:?}");
     }
