@@ -61,6 +61,14 @@ pub fn tenant_tz(store: &crate::Store, tenant: &str) -> chrono_tz::Tz {
         .unwrap_or(chrono_tz::UTC)
 }
 
+/// A position in the log's order (`after_seq`, a stream's `cursor` or `Last-Event-ID`): a `seq`,
+/// an integer ≥ 0. `field` names the parameter in the error.
+pub(crate) fn parse_seq(field: &str, text: &str) -> Result<u64, ApiError> {
+    text.trim()
+        .parse()
+        .map_err(|_| ApiError::invalid(field, format!("{text:?} is not a seq (an integer ≥ 0)")))
+}
+
 /// Parses `since`/`until`: an RFC 3339 instant or a `yyyy-MM-dd` date.
 pub fn parse_time_bound(field: &str, s: &str) -> Result<TimeBound, ApiError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
@@ -115,10 +123,7 @@ pub fn apply_filter_param(
             return Ok(true);
         }
         "after_seq" => {
-            let text = value.text(name)?;
-            let n = text.trim().parse::<u64>().map_err(|_| {
-                ApiError::invalid(name, format!("{text:?} is not a seq (an integer ≥ 0)"))
-            })?;
+            let n = parse_seq(name, &value.text(name)?)?;
             filter.conditions.push(Condition::after_seq(n));
             return Ok(true);
         }

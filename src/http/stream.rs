@@ -117,16 +117,6 @@ impl Drop for StreamSlot {
     }
 }
 
-/// A `seq` given as a resume position.
-fn parse_seq(field: &str, s: &str) -> Result<u64, ApiError> {
-    s.trim().parse().map_err(|_| {
-        ApiError::invalid(
-            field,
-            format!("{s:?} is not a stream position (an event id: a seq, an integer ≥ 0)"),
-        )
-    })
-}
-
 pub(super) async fn stream(
     State(state): State<AppState>,
     auth: Auth,
@@ -140,7 +130,7 @@ pub(super) async fn stream(
     for (name, value) in &params {
         match name.as_str() {
             "cursor" | "after_seq" => {
-                if after.replace(parse_seq(name, value)?).is_some() {
+                if after.replace(filters::parse_seq(name, value)?).is_some() {
                     return Err(ApiError::invalid(name, "one resume position only"));
                 }
             }
@@ -163,7 +153,7 @@ pub(super) async fn stream(
         let v = v
             .to_str()
             .map_err(|_| ApiError::invalid("Last-Event-ID", "must be a seq"))?;
-        after = Some(parse_seq("Last-Event-ID", v)?);
+        after = Some(filters::parse_seq("Last-Event-ID", v)?);
     }
     let slot = match state.streams.start(&auth.key_id) {
         Ok(slot) => slot,
