@@ -470,7 +470,7 @@ fn verify_reports_a_stray_index_entry() {
     f.store = None;
     {
         // Remove the record behind the store's back, leaving its index entries.
-        let db = sled::open(f.dir.path()).unwrap();
+        let db = crate::support::raw_sled(f.dir.path());
         let log = db.open_tree("log4").unwrap();
         let mut record = None;
         for kv in log.iter() {

@@ -253,7 +253,7 @@ fn failing_at_every_step(name: &str) {
 
 /// The format marker, read behind the store's back.
 fn marker(data: &Path) -> (u32, bool) {
-    let db = sled::open(data).unwrap();
+    let db = crate::support::raw_sled(data);
     let meta = db.open_tree("meta").unwrap();
     let b: [u8; 4] = meta
         .get("format")
@@ -276,7 +276,7 @@ fn format_1_marker_upgrades_too() {
     let (_dir, data) = fixture_copy(FORMAT2);
     assert_eq!(marker(&data), (2, true));
     {
-        let db = sled::open(&data).unwrap();
+        let db = crate::support::raw_sled(&data);
         db.open_tree("meta")
             .unwrap()
             .insert("format", &1u32.to_be_bytes()[..])

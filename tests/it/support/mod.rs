@@ -40,3 +40,19 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Opens a data directory's sled database directly (behind the store's back), waiting a bounded
+/// time for sled's file lock: a `Store` just dropped in this process may hold it for a few more
+/// milliseconds through sled's background threads (`Store::open` waits the same way).
+pub fn raw_sled(dir: &Path) -> sled::Db {
+    let start = std::time::Instant::now();
+    loop {
+        match sled::open(dir) {
+            Ok(db) => return db,
+            Err(_) if start.elapsed() < std::time::Duration::from_secs(10) => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("opening {} behind the store: {e}", dir.display()),
+        }
+    }
+}
