@@ -406,18 +406,51 @@ impl<'f> Plan<'f> {
                 Ok(())
             }
             Source::Ranges(prefixes) => {
-                let mut merge = store.positions(prefixes, lo, hi, order == Order::Asc)?;
-                while let Some(pos) = merge.next_pos()? {
-                    budget::charge(1, what)?;
-                    // A position whose record is gone was removed by a retention purge between
-                    // reading the index and reading the record (an append writes a record with
-                    // its entries in one batch, a purge removes them in one batch; only this
-                    // read sees the two at different moments). Skip it, as a read that started
-                    // a moment later would. Real orphans are `verify`'s to report.
-                    let Some(a) = store.stored_at(self.tenant, pos)? else {
-                        continue;
+                let asc = order == Order::Asc;
+                // The pending records (not in the indexes yet) are read first, from the
+                // watermark read before the index: every record at or below that watermark is
+                // in the index whenever it is read later (a fold writes entries and watermark
+                // in one batch, and the watermark only moves up), and every one above it is in
+                // `pending`. A fold between the two reads puts a record in both; the merge
+                // meets its two copies one after the other and keeps one.
+                let mut pending = self.pending(store, lo, hi, asc, what)?.into_iter().peekable();
+                let mut merge = store.positions(prefixes, lo, hi, asc)?;
+                let mut next = merge.next_pos()?;
+                loop {
+                    let first_pending = match (pending.peek(), next) {
+                        (None, None) => break,
+                        (Some(_), None) => true,
+                        (None, Some(_)) => false,
+                        (Some(r), Some(p)) => {
+                            if asc {
+                                r.pos() <= p
+                            } else {
+                                r.pos() >= p
+                            }
+                        }
                     };
-                    if !emit(a)? {
+                    let r = if first_pending {
+                        let Some(r) = pending.next() else { break };
+                        if next == Some(r.pos()) {
+                            next = merge.next_pos()?;
+                        }
+                        r
+                    } else {
+                        let Some(pos) = next else { break };
+                        next = merge.next_pos()?;
+                        budget::charge(1, what)?;
+                        // A position whose record is gone was removed by a retention purge
+                        // between reading the index and reading the record (a fold writes a
+                        // record's entries in one batch, a purge removes record and entries in
+                        // one batch; only this read sees the two at different moments). Skip
+                        // it, as a read that started a moment later would. Real orphans are
+                        // `verify`'s to report.
+                        let Some(r) = store.stored_at(self.tenant, pos)? else {
+                            continue;
+                        };
+                        r
+                    };
+                    if !emit(r)? {
                         break;
                     }
                 }
@@ -444,12 +477,52 @@ impl<'f> Plan<'f> {
                 store.count_records(self.tenant, lo, hi, || budget::charge(1, what::TOTAL))
             }
             // `count_positions` adds list lengths without decoding; the budget is charged once
-            // per list it reads.
-            Source::Ranges(prefixes) => prefixes
-                .iter()
-                .map(|p| store.count_positions(p, lo, hi, || budget::charge(1, what::TOTAL)))
-                .sum(),
+            // per list it reads. The pending records are not in the lists: they are counted
+            // one by one, with no fold in between (which would count one twice).
+            Source::Ranges(prefixes) => {
+                let _still = store.index_still();
+                let pending = self.pending(store, lo, hi, true, what::TOTAL)?.len() as u64;
+                prefixes
+                    .iter()
+                    .map(|p| store.count_positions(p, lo, hi, || budget::charge(1, what::TOTAL)))
+                    .sum::<Result<u64>>()
+                    .map(|n| n + pending)
+            }
         }
+    }
+
+    /// The tenant's pending records (appended, not indexed yet: past the index watermark, read
+    /// now) within `lo..hi` that pass the filter, in scan order. Each record read is charged as
+    /// `what`; there are at most `Options::max_pending` and one batch of them.
+    fn pending(
+        &self,
+        store: &Store,
+        lo: Bound<Pos>,
+        hi: Bound<Pos>,
+        asc: bool,
+        what: &'static str,
+    ) -> Result<Vec<Record>> {
+        let after = store.indexed_through(self.tenant)?;
+        let mut out = Vec::new();
+        for pos in store.seq_positions(self.tenant, after.saturating_add(1), u64::MAX, true) {
+            budget::charge(1, what)?;
+            let pos = pos?;
+            if !(lo, hi).contains(&pos) {
+                continue;
+            }
+            // Gone: purged since the seq entry was read.
+            let Some(r) = store.stored_at(self.tenant, pos)? else {
+                continue;
+            };
+            if filter::matches(self.filter, &self.folded, &self.window, &r.view()?) {
+                out.push(r);
+            }
+        }
+        out.sort_by_key(Record::pos);
+        if !asc {
+            out.reverse();
+        }
+        Ok(out)
     }
 }
 
