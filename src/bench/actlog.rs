@@ -59,6 +59,22 @@ pub fn ingest(plan: &Plan, path: &Path, durability: Durability, tag: &str) -> io
         super::util::percentile(&mut batch_us, 99.0) / 1e3,
     );
     fig.insert(format!("ingest.{tag}.peak_rss_mib"), peak_rss_mib());
+    // Keys on the acknowledged path (records, seq entries, id entries, heads, and whatever the
+    // background indexer had folded by then), then the rest of the index folded, so the read
+    // phases find every activity indexed.
+    fig.insert(
+        format!("ingest.{tag}.keys_per_event_at_ack"),
+        float(u64::try_from(store.key_count()).unwrap_or(0)) / float(n),
+    );
+    let (folded, fold_time) = timed(|| store.fold_pending(usize::MAX));
+    fig.insert(
+        format!("ingest.{tag}.left_to_fold"),
+        float(folded.map_err(io_err)?),
+    );
+    fig.insert(
+        format!("ingest.{tag}.final_fold_s"),
+        fold_time.as_secs_f64(),
+    );
     store.flush().map_err(io_err)?;
     // Counted after the timed part: sled keys written per event (record, index lists, id entries).
     fig.insert(

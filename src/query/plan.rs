@@ -413,7 +413,10 @@ impl<'f> Plan<'f> {
                 // in one batch, and the watermark only moves up), and every one above it is in
                 // `pending`. A fold between the two reads puts a record in both; the merge
                 // meets its two copies one after the other and keeps one.
-                let mut pending = self.pending(store, lo, hi, asc, what)?.into_iter().peekable();
+                let mut pending = self
+                    .pending(store, lo, hi, asc, what)?
+                    .into_iter()
+                    .peekable();
                 let mut merge = store.positions(prefixes, lo, hi, asc)?;
                 let mut next = merge.next_pos()?;
                 loop {

@@ -64,6 +64,8 @@ pub(crate) struct Folder {
     /// Held for writing while a fold's batch is applied; for reading by whoever adds index
     /// figures to pending ones and needs the two to stay apart.
     pub(crate) gate: Arc<RwLock<()>>,
+    /// Counts the fold's write, so `Store::flush` covers it.
+    pub(crate) commit: Arc<super::commit::GroupCommit>,
     pub(crate) fault_hook: Option<FaultHook>,
 }
 
@@ -123,8 +125,7 @@ impl Folder {
         let mut batch = sled::Batch::default();
         let mut entries: Vec<(Vec<u8>, Pos)> = Vec::new();
         guard("index", || {
-            let range =
-                keys::seq_key(tenant, st.indexed + 1)..=keys::seq_key(tenant, to);
+            let range = keys::seq_key(tenant, st.indexed + 1)..=keys::seq_key(tenant, to);
             for kv in self.log.range(range) {
                 let (_, v) = kv?;
                 let pos = Pos::decode(&v)?;
@@ -148,6 +149,7 @@ impl Folder {
             let _g = self.gate.write();
             guard("index", || Ok(self.log.apply_batch(batch)?))?;
         }
+        self.commit.record_write();
         st.indexed = to;
         st.stored = true;
         Ok(step)

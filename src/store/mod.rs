@@ -1,14 +1,16 @@
 //! The store: activities and their index entries in sled, tenants and keys beside them.
 //!
-//! Two sled trees. `log4` holds every record, seq entry, log head, id entry and index entry of
-//! every tenant (layout in `keys` and `docs/key-format.md`); one append is one `apply_batch` on
-//! it, which sled makes atomic across a crash, so a record never exists without its index
-//! entries or the other way round, and a `seq` is never assigned without its record.
+//! Two sled trees. `log4` holds every record, seq entry, log head, index watermark, id entry and
+//! index entry of every tenant (layout in `keys` and `docs/key-format.md`); one append is one
+//! `apply_batch` on it, which sled makes atomic across a crash, so a `seq` is never assigned
+//! without its record. Index entries come later, from the indexer (`indexer`), which writes a
+//! record's entries and the watermark past it in one batch: a record has all its entries or,
+//! past the watermark, none.
 //! `meta` holds the format version, the cursor secret, tenants and API keys.
 
 pub(crate) mod codec;
 mod commit;
-pub(crate) mod indexer;
+mod indexer;
 pub(crate) mod keys;
 mod meta;
 mod migrate;
@@ -264,7 +266,7 @@ pub struct Store {
     /// The background indexer, when on; declared before the engine handles so that dropping
     /// the store stops it first.
     background: Option<indexer::Background>,
-    commit: commit::GroupCommit,
+    commit: Arc<commit::GroupCommit>,
     /// Per tenant number: bumped by every write that changes the tenant's activities (appends
     /// that wrote something, purges that removed something), under `writer`.
     generations: Mutex<HashMap<u32, u64>>,
@@ -440,13 +442,14 @@ impl Store {
         })?;
         let secret = secret::Secret::new(guard("open", || meta::secret(&meta_tree))?);
         let tenants = guard("open", || meta::load_tenants(&meta_tree))?;
-        let commit = commit::GroupCommit::default();
+        let commit = Arc::new(commit::GroupCommit::default());
         let tenants = Arc::new(RwLock::new(tenants));
         let writer = Arc::new(Mutex::new(HashMap::new()));
         let folder = indexer::Folder {
             log: log.clone(),
             writer: writer.clone(),
             gate: Arc::new(RwLock::new(())),
+            commit: commit.clone(),
             fault_hook: options.fault_hook.clone(),
         };
         let background = if options.background_indexing {

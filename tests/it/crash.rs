@@ -30,7 +30,7 @@ fn crash_child_process() {
     let mut options = Options::new()
         .cache_capacity(8 << 20)
         .index_interval(Duration::from_millis(run % 7 + 1));
-    if run % 2 == 0 {
+    if run.is_multiple_of(2) {
         options = options.max_pending(64);
     }
     let store = Arc::new(Store::open(&dir, options).unwrap());

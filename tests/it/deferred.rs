@@ -98,7 +98,9 @@ fn appends_are_visible_before_and_after_folding() {
     // Every filter that goes through an index finds a pending activity.
     for f in [
         Filter::new().resource_types(["Invoice"]),
-        Filter::new().resource_types(["Invoice"]).resource_ids(["r4"]),
+        Filter::new()
+            .resource_types(["Invoice"])
+            .resource_ids(["r4"]),
         Filter::new().resource_ids(["r4"]),
         Filter::new().actor_types(["user"]),
         Filter::new().actor_names(["Ana"]),
@@ -129,7 +131,9 @@ fn pending_activities_survive_a_reopen() {
         .create_tenant("acme", TenantSettings::default())
         .unwrap();
     for i in 0..5 {
-        fx.store().append("acme", act("x", &format!("r{i}"))).unwrap();
+        fx.store()
+            .append("acme", act("x", &format!("r{i}")))
+            .unwrap();
     }
     fx.store().fold_pending(2).unwrap();
     fx.reopen();
@@ -195,7 +199,8 @@ fn a_failed_fold_leaves_everything_pending() {
     let fail = Arc::new(AtomicBool::new(true));
     let dir = tempfile::tempdir().unwrap();
     let hook_flag = fail.clone();
-    let hook: FaultHook = Arc::new(move |p| p == FaultPoint::Fold && hook_flag.load(Ordering::SeqCst));
+    let hook: FaultHook =
+        Arc::new(move |p| p == FaultPoint::Fold && hook_flag.load(Ordering::SeqCst));
     let s = Store::open(
         dir.path(),
         Options::new()
@@ -236,7 +241,9 @@ fn folds_racing_reads_neither_duplicate_nor_miss() {
             .map(|i| {
                 let mut a = act("x", &format!("r{chunk}-{i}"));
                 // Times scattered, so folded and pending records interleave in time order.
-                a.created_at = Some(t(1_700_000_000_000_000 - ((i * 7919 + chunk * 31) % 1000) as i64 * 1_000));
+                a.created_at = Some(t(
+                    1_700_000_000_000_000 - ((i * 7919 + chunk * 31) % 1000) as i64 * 1_000
+                ));
                 a
             })
             .collect();
