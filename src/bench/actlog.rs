@@ -59,11 +59,11 @@ pub fn ingest(plan: &Plan, path: &Path, durability: Durability, tag: &str) -> io
         super::util::percentile(&mut batch_us, 99.0) / 1e3,
     );
     fig.insert(format!("ingest.{tag}.peak_rss_mib"), peak_rss_mib());
-    // Keys on the acknowledged path (records, seq entries, id entries, heads, and whatever the
-    // background indexer had folded by then), then the rest of the index folded, so the read
-    // phases find every activity indexed.
+    // Keys when the last append is acknowledged (records, seq entries, id entries, heads, and
+    // what the background indexer had folded by then), then the rest folded, so the read phases
+    // find every activity indexed.
     fig.insert(
-        format!("ingest.{tag}.keys_per_event_at_ack"),
+        format!("ingest.{tag}.keys_per_event_before_final_fold"),
         float(u64::try_from(store.key_count()).unwrap_or(0)) / float(n),
     );
     let (folded, fold_time) = timed(|| store.fold_pending(usize::MAX));
