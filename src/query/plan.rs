@@ -41,6 +41,12 @@ pub(crate) struct Plan<'f> {
     window: Window,
     source: Source,
     exact: bool,
+    /// The tenant's time zone (to plan again, see `count`).
+    tz: chrono_tz::Tz,
+    /// The index watermark, read before anything else: records past it are read from the log
+    /// (`pending`), those up to it are in the indexes the plan read (its ranges come from
+    /// distinct values read afterwards).
+    indexed: u64,
 }
 
 /// The values a filter allows for one field, from its list or from a `q` equals/in condition.
@@ -116,8 +122,21 @@ pub(crate) fn distinct_values(
 
 impl<'f> Plan<'f> {
     pub(crate) fn new(store: &Store, info: &TenantInfo, f: &'f Filter) -> Result<Plan<'f>> {
-        let tenant = info.no;
-        let window = filter::window(f, info.tz);
+        // First: an activity folded after this read is read as pending, whatever the index
+        // said when the plan expanded a prefix or a type (it may have had no range for it).
+        let indexed = store.indexed_through(info.no)?;
+        Plan::at(store, info.no, info.tz, f, indexed)
+    }
+
+    /// The plan for the indexes as they are with watermark `indexed` or later.
+    fn at(
+        store: &Store,
+        tenant: u32,
+        tz: chrono_tz::Tz,
+        f: &'f Filter,
+        indexed: u64,
+    ) -> Result<Plan<'f>> {
+        let window = filter::window(f, tz);
         let total = constraint_count(f);
         let plan = |source, used: usize| Plan {
             tenant,
@@ -126,6 +145,8 @@ impl<'f> Plan<'f> {
             window,
             source,
             exact: used == total,
+            tz,
+            indexed,
         };
         if window.is_empty() {
             return Ok(plan(Source::Empty, total));
@@ -407,12 +428,12 @@ impl<'f> Plan<'f> {
             }
             Source::Ranges(prefixes) => {
                 let asc = order == Order::Asc;
-                // The pending records (not in the indexes yet) are read first, from the
-                // watermark read before the index: every record at or below that watermark is
-                // in the index whenever it is read later (a fold writes entries and watermark
-                // in one batch, and the watermark only moves up), and every one above it is in
-                // `pending`. A fold between the two reads puts a record in both; the merge
-                // meets its two copies one after the other and keeps one.
+                // The pending records (not in the indexes yet) are those past the watermark
+                // read before the plan read anything of the index: every record at or below it
+                // is in the index, under a value the plan saw, whenever either is read later (a
+                // fold writes entries and watermark in one batch, and the watermark only moves
+                // up), and every one above it is in `pending`. A fold since then puts a record
+                // in both; the merge meets its two copies one after the other and keeps one.
                 let mut pending = self
                     .pending(store, lo, hi, asc, what)?
                     .into_iter()
@@ -464,6 +485,24 @@ impl<'f> Plan<'f> {
 
     /// The exact number of matches.
     pub(crate) fn count(&self, store: &Store) -> Result<u64> {
+        if !(self.exact && matches!(self.source, Source::Ranges(_))) {
+            return self.count_still(store);
+        }
+        // An exact count of ranges adds list lengths to the pending matches, with no fold in
+        // between (which would count one twice), from the watermark the ranges were planned
+        // at: a fold since then may have given the index values the ranges lack, so then the
+        // plan is made again, with the index held still.
+        let _still = store.index_still();
+        let now = store.indexed_through(self.tenant)?;
+        if now == self.indexed {
+            return self.count_still(store);
+        }
+        Plan::at(store, self.tenant, self.tz, self.filter, now)?.count_still(store)
+    }
+
+    /// [`Plan::count`] for a plan whose ranges, if it is exact, were planned at the current
+    /// watermark with the index held still since.
+    fn count_still(&self, store: &Store) -> Result<u64> {
         if !self.exact {
             let mut n = 0u64;
             self.run(store, Order::Asc, None, what::TOTAL, |_, _| {
@@ -480,10 +519,8 @@ impl<'f> Plan<'f> {
                 store.count_records(self.tenant, lo, hi, || budget::charge(1, what::TOTAL))
             }
             // `count_positions` adds list lengths without decoding; the budget is charged once
-            // per list it reads. The pending records are not in the lists: they are counted
-            // one by one, with no fold in between (which would count one twice).
+            // per list it reads. The pending records are not in the lists: counted one by one.
             Source::Ranges(prefixes) => {
-                let _still = store.index_still();
                 let pending = self.pending(store, lo, hi, true, what::TOTAL)?.len() as u64;
                 prefixes
                     .iter()
@@ -494,8 +531,8 @@ impl<'f> Plan<'f> {
         }
     }
 
-    /// The tenant's pending records (appended, not indexed yet: past the index watermark, read
-    /// now) within `lo..hi` that pass the filter, in scan order. Each record read is charged as
+    /// The tenant's pending records (appended, not indexed yet: past the index watermark the
+    /// plan was made at) within `lo..hi` that pass the filter, in scan order. Each record read is charged as
     /// `what`; there are at most `Options::max_pending` and one batch of them.
     fn pending(
         &self,
@@ -505,9 +542,9 @@ impl<'f> Plan<'f> {
         asc: bool,
         what: &'static str,
     ) -> Result<Vec<Record>> {
-        let after = store.indexed_through(self.tenant)?;
         let mut out = Vec::new();
-        for pos in store.seq_positions(self.tenant, after.saturating_add(1), u64::MAX, true) {
+        for pos in store.seq_positions(self.tenant, self.indexed.saturating_add(1), u64::MAX, true)
+        {
             budget::charge(1, what)?;
             let pos = pos?;
             if !(lo, hi).contains(&pos) {

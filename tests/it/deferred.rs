@@ -353,3 +353,53 @@ fn a_fold_during_a_scan_duplicates_nothing() {
         assert!(s.verify().unwrap().is_ok());
     }
 }
+
+/// Regression: the watermark was read when the scan started, after the planner had expanded
+/// `integration_*` into the action values the index held. A fold in between indexed
+/// `integration_a` (which the plan had no range for) and moved the watermark past it, so the
+/// activity was in neither the ranges nor the pending set: a page and a count missed it. The
+/// budget's checkpoint runs the fold right after the planner's first distinct value.
+#[test]
+fn a_fold_while_planning_misses_nothing() {
+    for count_only in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(
+            Store::open(
+                dir.path(),
+                Options::new()
+                    .durability(Durability::Relaxed)
+                    .background_indexing(false),
+            )
+            .unwrap(),
+        );
+        s.create_tenant("acme", TenantSettings::default()).unwrap();
+        s.append("acme", act("integration_b", "r1")).unwrap();
+        s.fold_pending(usize::MAX).unwrap();
+        s.append("acme", act("integration_a", "r2")).unwrap();
+        let once = Arc::new(AtomicBool::new(false));
+        let (store, flag) = (s.clone(), once.clone());
+        let budget = Budget::default().with_checkpoint(
+            1,
+            Arc::new(move || {
+                if !flag.swap(true, Ordering::SeqCst) {
+                    store.fold_pending(usize::MAX)?;
+                }
+                Ok(())
+            }),
+        );
+        let f = Filter::new().actions(["integration_*"]);
+        let n = budget.run(|| {
+            if count_only {
+                s.count("acme", &f).unwrap()
+            } else {
+                let q = Query::new().filter(f.clone()).include_total(true);
+                let page = s.query("acme", &q).unwrap();
+                assert_eq!(page.total, Some(2));
+                page.items.len() as u64
+            }
+        });
+        assert!(once.load(Ordering::SeqCst), "the fold ran");
+        assert_eq!(n, 2, "count_only {count_only}");
+        assert_eq!(s.pending_count("acme").unwrap(), 0);
+    }
+}
