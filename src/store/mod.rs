@@ -871,8 +871,14 @@ impl Store {
 
     /// Holds the indexes and the watermark still (no fold applies) while alive: for readers
     /// that add index figures to pending ones.
+    ///
+    /// Recursive: a reader is never queued behind a fold waiting for the gate, only held off
+    /// while one applies its batch. Readers hold it across budget checkpoints, where the server
+    /// makes them wait for a turn that another reader holds; had that reader queued behind the
+    /// waiting fold, which waits for the first, the three would wait forever. The price: a
+    /// fold waits until no such reader holds the gate.
     pub(crate) fn index_still(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
-        self.folder.gate.read()
+        self.folder.gate.read_recursive()
     }
 
     // ---- reads -------------------------------------------------------------------------------

@@ -403,3 +403,71 @@ fn a_fold_while_planning_misses_nothing() {
         assert_eq!(s.pending_count("acme").unwrap(), 0);
     }
 }
+
+/// A count holds the index still across its budget checkpoints, where the server makes it wait
+/// for a turn another read holds. Regression (found in review): that other read, a count too,
+/// queued behind a fold waiting for the first to finish, and the three waited forever. Here
+/// the first count waits inside its checkpoint until a second count, started while a fold
+/// waits, has finished.
+#[test]
+fn a_waiting_fold_does_not_queue_readers_behind_it() {
+    use std::sync::mpsc::channel;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(
+        Store::open(
+            dir.path(),
+            Options::new()
+                .durability(Durability::Relaxed)
+                .background_indexing(false),
+        )
+        .unwrap(),
+    );
+    s.create_tenant("acme", TenantSettings::default()).unwrap();
+    s.append("acme", act("x", "r1")).unwrap();
+    s.fold_pending(usize::MAX).unwrap();
+    s.append("acme", act("x", "r2")).unwrap();
+    let (holding_tx, holding_rx) = channel::<()>();
+    let (go_tx, go_rx) = channel::<()>();
+    let go_rx = Arc::new(std::sync::Mutex::new(go_rx));
+    let first = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            let once = AtomicBool::new(false);
+            let holding_tx = std::sync::Mutex::new(holding_tx);
+            let budget = Budget::default().with_checkpoint(
+                1,
+                Arc::new(move || {
+                    if !once.swap(true, Ordering::SeqCst) {
+                        holding_tx.lock().unwrap().send(()).unwrap();
+                        go_rx
+                            .lock()
+                            .unwrap()
+                            .recv_timeout(Duration::from_secs(20))
+                            .map_err(|_| Error::Corrupt("never let go".into()))?;
+                    }
+                    Ok(())
+                }),
+            );
+            budget.run(|| s.count("acme", &Filter::new().actions(["x"])))
+        })
+    };
+    holding_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    let fold = {
+        let s = s.clone();
+        std::thread::spawn(move || s.fold_pending(usize::MAX))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let (done_tx, done_rx) = channel();
+    {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            let _ = done_tx.send(s.count("acme", &Filter::new().actions(["x"])).unwrap());
+        });
+    }
+    let second = done_rx.recv_timeout(Duration::from_secs(10));
+    go_tx.send(()).unwrap();
+    assert_eq!(second, Ok(2), "the second count waited behind the fold");
+    assert_eq!(first.join().unwrap().unwrap(), 2);
+    assert_eq!(fold.join().unwrap().unwrap(), 1);
+    assert!(s.verify().unwrap().is_ok());
+}
