@@ -12,7 +12,7 @@ use super::budget::{self, what};
 use super::{filter, Filter, TimeBound};
 use crate::error::{Error, Result};
 use crate::store::keys::{self, IndexKind, Pos};
-use crate::store::Store;
+use crate::store::{ActivityRef, Store};
 
 /// A field that facets can enumerate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,7 +191,39 @@ impl Store {
         let info = self.tenant_info(tenant)?;
         let mut prefix = keys::index_kind_prefix(info.no, IndexKind::Context);
         keys::push_escaped(&mut prefix, key);
-        self.read_guard("facets", || self.any_key_under(&prefix))
+        self.read_guard("facets", || {
+            let _still = self.index_still();
+            if self.any_key_under(&prefix)? {
+                return Ok(true);
+            }
+            let mut found = false;
+            self.for_each_pending(info.no, |a| {
+                found |= a.context.get(key).is_some();
+                Ok(!found)
+            })?;
+            Ok(found)
+        })
+    }
+
+    /// Calls `f` with each of the tenant's pending records (appended, not indexed yet), in
+    /// `seq` order, until it returns `Ok(false)`; each is charged to the budget as a facet
+    /// step. The caller holds `index_still`, so the set does not move into the indexes meanwhile.
+    fn for_each_pending(
+        &self,
+        tenant: u32,
+        mut f: impl FnMut(&ActivityRef<'_>) -> Result<bool>,
+    ) -> Result<()> {
+        let after = self.indexed_through(tenant)?;
+        for pos in self.seq_positions(tenant, after.saturating_add(1), u64::MAX, true) {
+            budget::charge(1, what::FACETS)?;
+            let Some(r) = self.stored_at(tenant, pos?)? else {
+                continue;
+            };
+            if !f(&r.view()?)? {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn facets_inner(&self, tenant: &str, req: &FacetRequest) -> Result<Vec<FacetValue>> {
@@ -232,6 +264,28 @@ impl Store {
                 id: Uuid::nil(),
             })
         };
+        // No fold between counting the pending records and the lists: it would count one twice.
+        let _still = self.index_still();
+        // The pending records' values, counted one by one (at most `max_pending` and a batch);
+        // each is added to its value's count from the lists, or stands alone if no list has it.
+        let mut pending: std::collections::BTreeMap<String, u64> = Default::default();
+        let want = req.prefix.as_deref().unwrap_or("");
+        self.for_each_pending(info.no, |a| {
+            if !window.contains(a.time) {
+                return Ok(true);
+            }
+            let value = match &req.field {
+                FacetField::Action => Some(a.action),
+                FacetField::ResourceType => Some(a.resource.kind),
+                FacetField::ActorType => a.actor.as_ref().map(|x| x.kind),
+                FacetField::ActorName => a.actor.as_ref().and_then(|x| x.name),
+                FacetField::Context(k) => a.context.get(k),
+            };
+            if let Some(v) = value.filter(|v| v.starts_with(want)) {
+                *pending.entry(v.to_owned()).or_insert(0) += 1;
+            }
+            Ok(true)
+        })?;
         // Each value is counted as it is found and only the best `limit` are kept, so memory
         // is one page of values whatever the field's cardinality.
         let mut top = TopK::new(req.limit);
@@ -241,13 +295,17 @@ impl Store {
                 budget::check()?;
                 let count =
                     self.count_positions(&prefix, lo, hi, || budget::charge(1, what::FACETS))?;
+                let value =
+                    String::from_utf8(value).map_err(|_| Error::Corrupt("facet value".into()))?;
+                let count = count + pending.remove(&value).unwrap_or(0);
                 if count > 0 {
-                    let value = String::from_utf8(value)
-                        .map_err(|_| Error::Corrupt("facet value".into()))?;
                     top.offer(FacetValue { value, count });
                 }
                 Ok(())
             })?;
+        for (value, count) in pending {
+            top.offer(FacetValue { value, count });
+        }
         if !complete {
             return Err(Error::invalid(
                 "field",

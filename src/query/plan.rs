@@ -41,6 +41,12 @@ pub(crate) struct Plan<'f> {
     window: Window,
     source: Source,
     exact: bool,
+    /// The tenant's time zone (to plan again, see `count`).
+    tz: chrono_tz::Tz,
+    /// The index watermark, read before anything else: records past it are read from the log
+    /// (`pending`), those up to it are in the indexes the plan read (its ranges come from
+    /// distinct values read afterwards).
+    indexed: u64,
 }
 
 /// The values a filter allows for one field, from its list or from a `q` equals/in condition.
@@ -116,8 +122,21 @@ pub(crate) fn distinct_values(
 
 impl<'f> Plan<'f> {
     pub(crate) fn new(store: &Store, info: &TenantInfo, f: &'f Filter) -> Result<Plan<'f>> {
-        let tenant = info.no;
-        let window = filter::window(f, info.tz);
+        // First: an activity folded after this read is read as pending, whatever the index
+        // said when the plan expanded a prefix or a type (it may have had no range for it).
+        let indexed = store.indexed_through(info.no)?;
+        Plan::at(store, info.no, info.tz, f, indexed)
+    }
+
+    /// The plan for the indexes as they are with watermark `indexed` or later.
+    fn at(
+        store: &Store,
+        tenant: u32,
+        tz: chrono_tz::Tz,
+        f: &'f Filter,
+        indexed: u64,
+    ) -> Result<Plan<'f>> {
+        let window = filter::window(f, tz);
         let total = constraint_count(f);
         let plan = |source, used: usize| Plan {
             tenant,
@@ -126,6 +145,8 @@ impl<'f> Plan<'f> {
             window,
             source,
             exact: used == total,
+            tz,
+            indexed,
         };
         if window.is_empty() {
             return Ok(plan(Source::Empty, total));
@@ -406,18 +427,54 @@ impl<'f> Plan<'f> {
                 Ok(())
             }
             Source::Ranges(prefixes) => {
-                let mut merge = store.positions(prefixes, lo, hi, order == Order::Asc)?;
-                while let Some(pos) = merge.next_pos()? {
-                    budget::charge(1, what)?;
-                    // A position whose record is gone was removed by a retention purge between
-                    // reading the index and reading the record (an append writes a record with
-                    // its entries in one batch, a purge removes them in one batch; only this
-                    // read sees the two at different moments). Skip it, as a read that started
-                    // a moment later would. Real orphans are `verify`'s to report.
-                    let Some(a) = store.stored_at(self.tenant, pos)? else {
-                        continue;
+                let asc = order == Order::Asc;
+                // The pending records (not in the indexes yet) are those past the watermark
+                // read before the plan read anything of the index: every record at or below it
+                // is in the index, under a value the plan saw, whenever either is read later (a
+                // fold writes entries and watermark in one batch, and the watermark only moves
+                // up), and every one above it is in `pending`. A fold since then puts a record
+                // in both; the merge meets its two copies one after the other and keeps one.
+                let mut pending = self
+                    .pending(store, lo, hi, asc, what)?
+                    .into_iter()
+                    .peekable();
+                let mut merge = store.positions(prefixes, lo, hi, asc)?;
+                let mut next = merge.next_pos()?;
+                loop {
+                    let first_pending = match (pending.peek(), next) {
+                        (None, None) => break,
+                        (Some(_), None) => true,
+                        (None, Some(_)) => false,
+                        (Some(r), Some(p)) => {
+                            if asc {
+                                r.pos() <= p
+                            } else {
+                                r.pos() >= p
+                            }
+                        }
                     };
-                    if !emit(a)? {
+                    let r = if first_pending {
+                        let Some(r) = pending.next() else { break };
+                        if next == Some(r.pos()) {
+                            next = merge.next_pos()?;
+                        }
+                        r
+                    } else {
+                        let Some(pos) = next else { break };
+                        next = merge.next_pos()?;
+                        budget::charge(1, what)?;
+                        // A position whose record is gone was removed by a retention purge
+                        // between reading the index and reading the record (a fold writes a
+                        // record's entries in one batch, a purge removes record and entries in
+                        // one batch; only this read sees the two at different moments). Skip
+                        // it, as a read that started a moment later would. Real orphans are
+                        // `verify`'s to report.
+                        let Some(r) = store.stored_at(self.tenant, pos)? else {
+                            continue;
+                        };
+                        r
+                    };
+                    if !emit(r)? {
                         break;
                     }
                 }
@@ -428,6 +485,24 @@ impl<'f> Plan<'f> {
 
     /// The exact number of matches.
     pub(crate) fn count(&self, store: &Store) -> Result<u64> {
+        if !(self.exact && matches!(self.source, Source::Ranges(_))) {
+            return self.count_still(store);
+        }
+        // An exact count of ranges adds list lengths to the pending matches, with no fold in
+        // between (which would count one twice), from the watermark the ranges were planned
+        // at: a fold since then may have given the index values the ranges lack, so then the
+        // plan is made again, with the index held still.
+        let _still = store.index_still();
+        let now = store.indexed_through(self.tenant)?;
+        if now == self.indexed {
+            return self.count_still(store);
+        }
+        Plan::at(store, self.tenant, self.tz, self.filter, now)?.count_still(store)
+    }
+
+    /// [`Plan::count`] for a plan whose ranges, if it is exact, were planned at the current
+    /// watermark with the index held still since.
+    fn count_still(&self, store: &Store) -> Result<u64> {
         if !self.exact {
             let mut n = 0u64;
             self.run(store, Order::Asc, None, what::TOTAL, |_, _| {
@@ -444,12 +519,50 @@ impl<'f> Plan<'f> {
                 store.count_records(self.tenant, lo, hi, || budget::charge(1, what::TOTAL))
             }
             // `count_positions` adds list lengths without decoding; the budget is charged once
-            // per list it reads.
-            Source::Ranges(prefixes) => prefixes
-                .iter()
-                .map(|p| store.count_positions(p, lo, hi, || budget::charge(1, what::TOTAL)))
-                .sum(),
+            // per list it reads. The pending records are not in the lists: counted one by one.
+            Source::Ranges(prefixes) => {
+                let pending = self.pending(store, lo, hi, true, what::TOTAL)?.len() as u64;
+                prefixes
+                    .iter()
+                    .map(|p| store.count_positions(p, lo, hi, || budget::charge(1, what::TOTAL)))
+                    .sum::<Result<u64>>()
+                    .map(|n| n + pending)
+            }
         }
+    }
+
+    /// The tenant's pending records (appended, not indexed yet: past the index watermark the
+    /// plan was made at) within `lo..hi` that pass the filter, in scan order. Each record read is charged as
+    /// `what`; there are at most `Options::max_pending` and one batch of them.
+    fn pending(
+        &self,
+        store: &Store,
+        lo: Bound<Pos>,
+        hi: Bound<Pos>,
+        asc: bool,
+        what: &'static str,
+    ) -> Result<Vec<Record>> {
+        let mut out = Vec::new();
+        for pos in store.seq_positions(self.tenant, self.indexed.saturating_add(1), u64::MAX, true)
+        {
+            budget::charge(1, what)?;
+            let pos = pos?;
+            if !(lo, hi).contains(&pos) {
+                continue;
+            }
+            // Gone: purged since the seq entry was read.
+            let Some(r) = store.stored_at(self.tenant, pos)? else {
+                continue;
+            };
+            if filter::matches(self.filter, &self.folded, &self.window, &r.view()?) {
+                out.push(r);
+            }
+        }
+        out.sort_by_key(Record::pos);
+        if !asc {
+            out.reverse();
+        }
+        Ok(out)
     }
 }
 

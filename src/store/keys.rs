@@ -40,6 +40,9 @@ pub(crate) const TAG_INDEX: u8 = 0x03;
 pub(crate) const TAG_SEQ: u8 = 0x04;
 /// Format 4: the tenant's last assigned `seq` and `recorded_at` (see [`head_key`]).
 pub(crate) const TAG_HEAD: u8 = 0x05;
+/// The tenant's index watermark: the `seq` through which records have their index entries (see
+/// [`watermark_key`]). Added within format 4: a tenant without one is indexed through its head.
+pub(crate) const TAG_WATERMARK: u8 = 0x06;
 
 const ESC: u8 = 0x00;
 const ESC_ZERO: u8 = 0xFF;
@@ -325,6 +328,29 @@ pub(crate) fn head_key(tenant: u32) -> Vec<u8> {
     k
 }
 
+/// `tenant ++ 06` → the `seq` (8 bytes big-endian, [`encode_watermark`]) through which the
+/// tenant's records have their index entries. Records with a larger `seq` are **pending**: they
+/// have none yet, and the indexer (`store::indexer`) folds them in, moving the watermark in the
+/// same batch. A tenant without this key has every record indexed (what appends wrote before
+/// indexing was deferred); the first deferred append writes it.
+pub(crate) fn watermark_key(tenant: u32) -> Vec<u8> {
+    let mut k = tenant_prefix(tenant).to_vec();
+    k.push(TAG_WATERMARK);
+    k
+}
+
+/// The value of a [`watermark_key`].
+pub(crate) fn encode_watermark(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+pub(crate) fn decode_watermark(bytes: &[u8]) -> Result<u64> {
+    let b: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| Error::Corrupt(format!("index watermark of {} bytes", bytes.len())))?;
+    Ok(u64::from_be_bytes(b))
+}
+
 /// The value of a [`head_key`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Head {
@@ -586,6 +612,18 @@ mod tests {
             prop_assert!(!head_key(t).starts_with(&seq_prefix(t)));
             let h = Head { seq: a, recorded_at: i64::from_ne_bytes(b.to_ne_bytes()) };
             prop_assert_eq!(Head::decode(&h.encode()).unwrap(), h);
+            prop_assert!(!watermark_key(t).starts_with(&seq_prefix(t)));
+            prop_assert!(watermark_key(t) > head_key(t));
+            prop_assert!(watermark_key(t) > ka);
+        }
+
+        #[test]
+        fn watermark_round_trip(t in tenant_strategy(), w: u64) {
+            prop_assert_eq!(decode_watermark(&encode_watermark(w)).unwrap(), w);
+            let k = watermark_key(t);
+            prop_assert_eq!(&k[..TENANT_LEN], &tenant_prefix(t)[..]);
+            prop_assert_eq!(k[TENANT_LEN], TAG_WATERMARK);
+            prop_assert_eq!(k.len(), TENANT_LEN + 1);
         }
 
         #[test]
@@ -614,7 +652,7 @@ mod tests {
             let vals: Vec<&str> = if kind.arity() == 2 { vec![&v1, &v2] } else { vec![&v1] };
             let seq = u64::from_ne_bytes(p.time.to_ne_bytes());
             for k in [record_key(t, p), id_key(t, p.id), index_key(t, kind, &vals, p),
-                      seq_key(t, seq), head_key(t)] {
+                      seq_key(t, seq), head_key(t), watermark_key(t)] {
                 prop_assert!(longest_ff_run(&k) <= 3, "{:02x?}", k);
             }
         }
@@ -647,7 +685,7 @@ mod tests {
             prop_assume!(t != u);
             let vals: Vec<&str> = if kind.arity() == 2 { vec![&v, &v] } else { vec![&v] };
             let other = [record_key(u, p), index_key(u, kind, &vals, p), id_key(u, p.id),
-                         seq_key(u, 1), head_key(u)];
+                         seq_key(u, 1), head_key(u), watermark_key(u)];
             for prefix in [tenant_prefix(t).to_vec(), record_prefix(t), index_prefix(t), seq_prefix(t),
                            index_value_prefix(t, kind, &vals)] {
                 let (lo, hi) = suffix_range(&prefix, Bound::Unbounded, Bound::Unbounded);
@@ -669,6 +707,7 @@ mod tests {
             let _ = decode_id_key(&bytes);
             let _ = decode_seq_key(&bytes);
             let _ = Head::decode(&bytes);
+            let _ = decode_watermark(&bytes);
             let _ = suffix_pos(&bytes);
         }
     }

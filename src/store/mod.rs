@@ -1,13 +1,16 @@
 //! The store: activities and their index entries in sled, tenants and keys beside them.
 //!
-//! Two sled trees. `log4` holds every record, seq entry, log head, id entry and index entry of
-//! every tenant (layout in `keys` and `docs/key-format.md`); one append is one `apply_batch` on
-//! it, which sled makes atomic across a crash, so a record never exists without its index
-//! entries or the other way round, and a `seq` is never assigned without its record.
+//! Two sled trees. `log4` holds every record, seq entry, log head, index watermark, id entry and
+//! index entry of every tenant (layout in `keys` and `docs/key-format.md`); one append is one
+//! `apply_batch` on it, which sled makes atomic across a crash, so a `seq` is never assigned
+//! without its record. Index entries come later, from the indexer (`indexer`), which writes a
+//! record's entries and the watermark past it in one batch: a record has all its entries or,
+//! past the watermark, none.
 //! `meta` holds the format version, the cursor secret, tenants and API keys.
 
 pub(crate) mod codec;
 mod commit;
+mod indexer;
 pub(crate) mod keys;
 mod meta;
 mod migrate;
@@ -103,6 +106,9 @@ pub enum FaultPoint {
     /// Each step of upgrading an older on-disk format on open: every batch of copied keys,
     /// the format marker, the removal of the old tree.
     Migrate,
+    /// Writing a fold of the indexer (index entries of pending records and the new watermark),
+    /// whether the background indexer, a back-pressured append or [`Store::fold_pending`] runs it.
+    Fold,
 }
 
 /// A test seam: called before every engine operation of a [`FaultPoint`]; returning `true` makes
@@ -120,9 +126,22 @@ pub struct Options {
     pub cache_capacity: u64,
     /// The clock appends without a time are stamped with.
     pub clock: Clock,
+    /// Whether a background thread folds appended activities into the indexes (see
+    /// [`Store::fold_pending`]). On by default; off, the indexes are brought up to date only by
+    /// `fold_pending` and by appends that find [`Options::max_pending`] activities waiting.
+    pub background_indexing: bool,
+    /// How often the background indexer looks for activities to fold.
+    pub index_interval: std::time::Duration,
+    /// Most activities of one tenant that may wait to be indexed: an append that finds this
+    /// many folds them before it writes (back-pressure), so a query never reads more than this
+    /// plus one batch of unindexed activities.
+    pub max_pending: usize,
     /// Injected storage faults, for tests. `None` in production.
     pub(crate) fault_hook: Option<FaultHook>,
 }
+
+/// The default of [`Options::max_pending`].
+pub(crate) const DEFAULT_MAX_PENDING: usize = 10_000;
 
 impl Default for Options {
     fn default() -> Self {
@@ -130,6 +149,9 @@ impl Default for Options {
             durability: Durability::Sync,
             cache_capacity: 128 << 20,
             clock: Arc::new(Utc::now),
+            background_indexing: true,
+            index_interval: std::time::Duration::from_millis(50),
+            max_pending: DEFAULT_MAX_PENDING,
             fault_hook: None,
         }
     }
@@ -162,6 +184,29 @@ impl Options {
         self
     }
 
+    /// Turns the background indexer on (the default) or off (tests that decide when folds
+    /// happen; embedders that call [`Store::fold_pending`] themselves).
+    #[must_use]
+    pub fn background_indexing(mut self, on: bool) -> Options {
+        self.background_indexing = on;
+        self
+    }
+
+    /// Sets how often the background indexer looks for activities to fold (default 50 ms).
+    #[must_use]
+    pub fn index_interval(mut self, every: std::time::Duration) -> Options {
+        self.index_interval = every;
+        self
+    }
+
+    /// Sets the most activities of one tenant that may wait to be indexed before an append
+    /// folds them itself (default 10,000; at least 1).
+    #[must_use]
+    pub fn max_pending(mut self, n: usize) -> Options {
+        self.max_pending = n.max(1);
+        self
+    }
+
     /// Injects storage faults (for the crate's own tests; not part of the API).
     #[doc(hidden)]
     #[must_use]
@@ -186,6 +231,9 @@ impl std::fmt::Debug for Options {
         f.debug_struct("Options")
             .field("durability", &self.durability)
             .field("cache_capacity", &self.cache_capacity)
+            .field("background_indexing", &self.background_indexing)
+            .field("index_interval", &self.index_interval)
+            .field("max_pending", &self.max_pending)
             .finish_non_exhaustive()
     }
 }
@@ -207,12 +255,18 @@ pub struct Store {
     options: Options,
     /// Signs cursors (see [`Signer`]); never leaves the store.
     secret: secret::Secret,
-    tenants: RwLock<HashMap<String, TenantInfo>>,
-    /// Serializes the check-then-write of appends, retention and tenant creation. Holds each
-    /// tenant's log head (last `seq` and `recorded_at`) once an append has read it: the next
-    /// `seq` is assigned under this lock and the head moves only after its batch is applied.
-    writer: Mutex<HashMap<u32, keys::Head>>,
-    commit: commit::GroupCommit,
+    tenants: Arc<RwLock<HashMap<String, TenantInfo>>>,
+    /// Serializes the check-then-write of appends, folds, retention and tenant creation. Holds
+    /// each tenant's log head (last `seq` and `recorded_at`) and index watermark once read: the
+    /// next `seq` is assigned under this lock and the head moves only after its batch is
+    /// applied; the watermark moves only with a fold's batch.
+    writer: Arc<Mutex<indexer::Logs>>,
+    /// Folds pending records into the indexes (shares `writer` and `log`).
+    folder: indexer::Folder,
+    /// The background indexer, when on; declared before the engine handles so that dropping
+    /// the store stops it first.
+    background: Option<indexer::Background>,
+    commit: Arc<commit::GroupCommit>,
     /// Per tenant number: bumped by every write that changes the tenant's activities (appends
     /// that wrote something, purges that removed something), under `writer`.
     generations: Mutex<HashMap<u32, u64>>,
@@ -233,6 +287,8 @@ impl Signer for Store {
 impl Drop for Store {
     /// Flushes before the directory lock is released, so the next handle finds sled idle.
     fn drop(&mut self) {
+        // Stop the indexer before the last flush: a fold it leaves half done is none at all.
+        self.background = None;
         if let Err(e) = guard("flush on close", || Ok(self.db.flush().map(|_| ())?)) {
             tracing::warn!(error = %e, "flush on close failed");
         }
@@ -386,7 +442,27 @@ impl Store {
         })?;
         let secret = secret::Secret::new(guard("open", || meta::secret(&meta_tree))?);
         let tenants = guard("open", || meta::load_tenants(&meta_tree))?;
-        let commit = commit::GroupCommit::default();
+        let commit = Arc::new(commit::GroupCommit::default());
+        let tenants = Arc::new(RwLock::new(tenants));
+        let writer = Arc::new(Mutex::new(HashMap::new()));
+        let folder = indexer::Folder {
+            log: log.clone(),
+            writer: writer.clone(),
+            gate: Arc::new(RwLock::new(())),
+            commit: commit.clone(),
+            fault_hook: options.fault_hook.clone(),
+        };
+        let background = if options.background_indexing {
+            let list = tenants.clone();
+            let numbers = move || list.read().values().map(|t: &TenantInfo| t.no).collect();
+            Some(indexer::Background::start(
+                folder.clone(),
+                numbers,
+                options.index_interval,
+            )?)
+        } else {
+            None
+        };
         Ok(Store {
             db,
             log,
@@ -394,8 +470,10 @@ impl Store {
             path,
             options,
             secret,
-            tenants: RwLock::new(tenants),
-            writer: Mutex::new(HashMap::new()),
+            tenants,
+            writer,
+            folder,
+            background,
             commit,
             generations: Mutex::new(HashMap::new()),
             _dir_lock: dir_lock,
@@ -635,14 +713,16 @@ impl Store {
         let mut sled_batch = sled::Batch::default();
         let mut in_batch: HashMap<Uuid, usize> = HashMap::new();
         let mut written: Vec<Activity> = Vec::new();
-        let mut postings: Vec<(Vec<u8>, Pos)> = Vec::new();
         let seq = {
-            let mut heads = self.writer.lock();
+            let mut logs = self.writer.lock();
+            let st = self.folder.state(&mut logs, info.no)?;
+            // Back-pressure: past `max_pending` unindexed records, this append indexes them
+            // before it writes, so the pending set a query reads stays bounded.
+            if st.pending() >= self.max_pending() {
+                self.folder.fold_locked(st, info.no, usize::MAX)?;
+            }
             let now = self.now();
-            let head = match heads.get(&info.no) {
-                Some(h) => *h,
-                None => guard("append", || self.read_head(info.no))?,
-            };
+            let head = st.head;
             // One commit, one `recorded_at`: the clock, but never before the previous commit's
             // (a clock stepped back does not reorder the log's own times).
             let recorded_at = now.max(crate::model::micros_to_time(head.recorded_at));
@@ -673,7 +753,7 @@ impl Store {
                 next.seq += 1;
                 activity.seq = next.seq;
                 activity.recorded_at = recorded_at;
-                write_activity(&mut sled_batch, &mut postings, info.no, &activity)?;
+                write_activity(&mut sled_batch, info.no, &activity)?;
                 out.push(Appended {
                     id,
                     created_at,
@@ -689,10 +769,24 @@ impl Store {
             } else {
                 next.recorded_at = recorded_at.timestamp_micros();
                 sled_batch.insert(keys::head_key(info.no), &next.encode()[..]);
-                postings::insert_grouped(&mut sled_batch, postings);
+                if !st.stored {
+                    // The first deferred append: until now the head stood for the watermark.
+                    sled_batch.insert(
+                        keys::watermark_key(info.no),
+                        &keys::encode_watermark(st.indexed)[..],
+                    );
+                }
                 let seq = self.apply("append", sled_batch)?;
-                heads.insert(info.no, next);
+                st.head = next;
+                st.stored = true;
+                let wake = st.pending() >= self.wake_at();
+                drop(logs);
                 self.bump_generation(info.no);
+                if wake {
+                    if let Some(b) = &self.background {
+                        b.wake();
+                    }
+                }
                 Some(seq)
             }
         };
@@ -712,25 +806,79 @@ impl Store {
         Ok(out)
     }
 
-    /// A tenant's log head as stored (nothing appended yet: seq 0).
-    fn read_head(&self, tenant: u32) -> Result<keys::Head> {
-        match self.log.get(keys::head_key(tenant))? {
-            Some(v) => keys::Head::decode(&v),
-            None => Ok(keys::Head {
-                seq: 0,
-                recorded_at: i64::MIN,
-            }),
-        }
-    }
-
     /// The last `seq` appended to a tenant's log (0 if none): where a reader that wants only
     /// what comes next starts (`Filter::after_seq`).
     pub fn last_seq(&self, tenant: &str) -> Result<u64> {
         let info = self.tenant_info(tenant)?;
-        if let Some(h) = self.writer.lock().get(&info.no) {
-            return Ok(h.seq);
+        if let Some(st) = self.writer.lock().get(&info.no) {
+            return Ok(st.head.seq);
         }
-        self.read_guard("last seq", || Ok(self.read_head(info.no)?.seq))
+        self.read_guard("last seq", || {
+            Ok(indexer::read_head(&self.log, info.no)?.seq)
+        })
+    }
+
+    // ---- indexing ----------------------------------------------------------------------------
+
+    /// Folds up to `max` of each tenant's appended-but-unindexed activities into the indexes,
+    /// oldest `seq` first, and returns how many it folded.
+    ///
+    /// Appends write an activity's record and its place in the log, not its index entries;
+    /// every query sees it at once all the same (it reads the unindexed ones beside the
+    /// indexes). Folding is what the background indexer does every
+    /// [`Options::index_interval`]; call this when it is off
+    /// ([`Options::background_indexing`]), or to bring the indexes up to date before a bulk
+    /// read. Each fold is one atomic write: after a crash an activity is either indexed or
+    /// still waiting, never half indexed.
+    pub fn fold_pending(&self, max: usize) -> Result<u64> {
+        let mut folded = 0u64;
+        let numbers: Vec<u32> = self.tenants.read().values().map(|t| t.no).collect();
+        for no in numbers {
+            let mut left = max;
+            while left > 0 {
+                let n = self.folder.fold_tenant(no, left.min(indexer::FOLD_STEP))?;
+                if n == 0 {
+                    break;
+                }
+                folded += n;
+                left = left.saturating_sub(usize::try_from(n).unwrap_or(usize::MAX));
+            }
+        }
+        Ok(folded)
+    }
+
+    /// How many of a tenant's activities wait to be indexed (purged ones included).
+    pub fn pending_count(&self, tenant: &str) -> Result<u64> {
+        let info = self.tenant_info(tenant)?;
+        let mut logs = self.writer.lock();
+        Ok(self.folder.state(&mut logs, info.no)?.pending())
+    }
+
+    fn max_pending(&self) -> u64 {
+        u64::try_from(self.options.max_pending.max(1)).unwrap_or(u64::MAX)
+    }
+
+    /// Pending records past which an append wakes the background indexer early.
+    fn wake_at(&self) -> u64 {
+        (self.max_pending() / 4).max(1)
+    }
+
+    /// The tenant's index watermark as stored: records up to this `seq` are in the indexes,
+    /// later ones are read from the log (see `indexer`). Read before the index it stands for.
+    pub(crate) fn indexed_through(&self, tenant: u32) -> Result<u64> {
+        Ok(indexer::read_watermark(&self.log, tenant)?.1)
+    }
+
+    /// Holds the indexes and the watermark still (no fold applies) while alive: for readers
+    /// that add index figures to pending ones.
+    ///
+    /// Recursive: a reader is never queued behind a fold waiting for the gate, only held off
+    /// while one applies its batch. Readers hold it across budget checkpoints, where the server
+    /// makes them wait for a turn that another reader holds; had that reader queued behind the
+    /// waiting fold, which waits for the first, the three would wait forever. The price: a
+    /// fold waits until no such reader holds the gate.
+    pub(crate) fn index_still(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
+        self.folder.gate.read_recursive()
     }
 
     // ---- reads -------------------------------------------------------------------------------
@@ -827,7 +975,8 @@ impl Store {
                 continue;
             };
             loop {
-                let _w = self.writer.lock();
+                let mut logs = self.writer.lock();
+                let indexed = self.folder.state(&mut logs, info.no)?.indexed;
                 let prefix = keys::record_prefix(info.no);
                 let range = keys::suffix_range(
                     &prefix,
@@ -849,7 +998,10 @@ impl Store {
                         batch.remove(keys::id_key(info.no, a.id));
                     }
                     batch.remove(keys::seq_key(info.no, a.seq));
-                    gone.extend(derived_prefixes(info.no, &a).into_iter().map(|p| (p, pos)));
+                    // A pending record (past the watermark) has no index entries yet.
+                    if a.seq <= indexed {
+                        gone.extend(derived_prefixes(info.no, &a).into_iter().map(|p| (p, pos)));
+                    }
                     n += 1;
                 }
                 if n == 0 {
@@ -903,21 +1055,15 @@ pub(crate) fn encode_record(a: &Activity) -> Result<Vec<u8>> {
     codec::encode(a)
 }
 
-/// Adds one activity's record, seq entry and id entry (when needed) to a batch, and its index entries to
-/// `postings`, which the caller writes as shared lists (`postings::insert_grouped`).
-fn write_activity(
-    batch: &mut sled::Batch,
-    postings: &mut Vec<(Vec<u8>, Pos)>,
-    tenant: u32,
-    a: &Activity,
-) -> Result<()> {
+/// Adds one activity's record, seq entry and id entry (when needed) to a batch. Its index
+/// entries come later, from the indexer (`indexer`).
+fn write_activity(batch: &mut sled::Batch, tenant: u32, a: &Activity) -> Result<()> {
     let pos = Pos {
         time: a.created_at.timestamp_micros(),
         id: a.id,
     };
     batch.insert(keys::record_key(tenant, pos), codec::encode(a)?);
     batch.insert(keys::seq_key(tenant, a.seq), &pos.encode()[..]);
-    postings.extend(derived_prefixes(tenant, a).into_iter().map(|p| (p, pos)));
     if id_time_hint(a.id) != Some(pos.time) {
         batch.insert(keys::id_key(tenant, a.id), &keys::encode_time(pos.time)[..]);
     }

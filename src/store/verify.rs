@@ -1,5 +1,6 @@
-//! `verify`: every record has exactly the index entries it implies, and every index and id entry
-//! points at a record that implies it; every record has the seq entry of its `seq`, every seq
+//! `verify`: every indexed record (its `seq` at or below its tenant's index watermark) has exactly
+//! the index entries it implies, every pending one (above it) has none, and every index and id
+//! entry points at a record that implies it; the watermark is at or below the head; every record has the seq entry of its `seq`, every seq
 //! entry points at the record of that `seq`, `recorded_at` never goes back in `seq` order, and
 //! each tenant's head is at or past its last `seq`.
 //!
@@ -42,6 +43,8 @@ pub(crate) fn run(store: &Store) -> Result<VerifyReport> {
 }
 
 fn run_inner(store: &Store) -> Result<VerifyReport> {
+    // No fold while the indexes are checked against the watermark.
+    let _still = store.index_still();
     let mut report = VerifyReport::default();
     let tenants: HashSet<u32> = store
         .tenants()
@@ -49,6 +52,20 @@ fn run_inner(store: &Store) -> Result<VerifyReport> {
         .filter_map(|t| store.tenant_info(&t.id).ok())
         .map(|t| t.no)
         .collect();
+    // Each tenant's index watermark, read up front: records come before it in key order.
+    let mut watermarks: HashMap<u32, u64> = HashMap::new();
+    for &t in &tenants {
+        match store.indexed_through(t) {
+            Ok(w) => {
+                watermarks.insert(t, w);
+            }
+            Err(Error::Corrupt(m)) => {
+                report.problem = Some(format!("index watermark of tenant number {t}: {m}"));
+                return Ok(report);
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let fail = |mut r: VerifyReport, msg: String| {
         r.problem = Some(msg);
         Ok(r)
@@ -76,12 +93,25 @@ fn run_inner(store: &Store) -> Result<VerifyReport> {
                 Ok(a) => a,
                 Err(e) => return fail(report, format!("record {} does not decode: {e}", pos.id)),
             };
+            let indexed = a.seq <= watermarks.get(&tenant).copied().unwrap_or(0);
             for prefix in derived_prefixes(tenant, &a) {
-                implied += 1;
+                if indexed {
+                    implied += 1;
+                }
                 match postings::contains(&store.log, &prefix, pos) {
-                    Ok(true) => {}
+                    Ok(true) if indexed => {}
+                    Ok(false) if !indexed => {}
                     Ok(false) => {
                         return fail(report, format!("record {} lacks an index entry", a.id))
+                    }
+                    Ok(true) => {
+                        return fail(
+                            report,
+                            format!(
+                                "record {} (seq {}, past the index watermark) has an index entry",
+                                a.id, a.seq
+                            ),
+                        )
                     }
                     Err(Error::Corrupt(m)) => {
                         return fail(report, format!("record {}'s index entry: {m}", a.id))
@@ -159,6 +189,20 @@ fn run_inner(store: &Store) -> Result<VerifyReport> {
                 if head.seq < seq || head.recorded_at < at {
                     return fail(report, format!("log head behind seq {seq}"));
                 }
+            }
+        } else if k.as_ref() == keys::watermark_key(tenant) {
+            let Ok(w) = keys::decode_watermark(&v) else {
+                return fail(
+                    report,
+                    format!("index watermark of tenant number {tenant} of bad length"),
+                );
+            };
+            let head = super::indexer::read_head(&store.log, tenant)?;
+            if w > head.seq {
+                return fail(
+                    report,
+                    format!("index watermark {w} past the log head {}", head.seq),
+                );
             }
         } else {
             return fail(report, format!("key of unknown kind: {k:?}"));

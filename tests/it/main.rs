@@ -6,6 +6,7 @@ mod console;
 mod crash;
 mod cursors;
 mod damaged;
+mod deferred;
 mod exactly_once;
 mod fairshare;
 mod faults;

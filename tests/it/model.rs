@@ -295,6 +295,8 @@ enum Step {
         sizes: Vec<usize>,
     },
     Reopen,
+    /// Folds up to this many pending activities of each tenant into the indexes (0: all).
+    Fold(u8),
 }
 
 fn gen_step() -> impl Strategy<Value = Step> {
@@ -307,6 +309,7 @@ fn gen_step() -> impl Strategy<Value = Step> {
         2 => (0..TENANTS.len(), gen_filter().prop_map(Box::new), 0u8..20, prop::collection::vec(1usize..6, 1..8))
             .prop_map(|(tenant, filter, after, sizes)| Step::Follow { tenant, filter, after, sizes }),
         1 => Just(Step::Reopen),
+        2 => (0u8..8).prop_map(Step::Fold),
     ]
 }
 
@@ -413,7 +416,10 @@ impl Model {
 }
 
 fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
-    let mut fx = Fixture::new();
+    run_with(steps, Fixture::new())
+}
+
+fn run_with(steps: Vec<Step>, mut fx: Fixture) -> Result<(), TestCaseError> {
     for t in TENANTS {
         fx.store()
             .create_tenant(t, TenantSettings::default())
@@ -473,6 +479,10 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 append(&fx, &mut model, tenant, &batch)?;
             }
             Step::Reopen => fx.reopen(),
+            Step::Fold(n) => {
+                let max = if n == 0 { usize::MAX } else { usize::from(n) };
+                fx.store().fold_pending(max).unwrap();
+            }
             Step::Follow {
                 tenant,
                 filter,
@@ -616,5 +626,19 @@ proptest! {
     #[test]
     fn store_acts_like_the_model(steps in prop::collection::vec(gen_step(), 1..30)) {
         run(steps)?;
+    }
+
+    /// Deferred indexing under the model's control: no background indexer, so activities stay
+    /// pending until a `Fold` step, a reopen keeps them pending, and a tiny `max_pending` makes
+    /// appends fold (back-pressure). Every query must see every acknowledged activity at once.
+    #[test]
+    fn store_acts_like_the_model_with_folds_by_hand(steps in prop::collection::vec(gen_step(), 1..30)) {
+        run_with(steps, Fixture::with(|o| o.background_indexing(false).max_pending(9)))?;
+    }
+
+    /// The same with the background indexer folding every millisecond, racing the steps.
+    #[test]
+    fn store_acts_like_the_model_with_a_busy_indexer(steps in prop::collection::vec(gen_step(), 1..30)) {
+        run_with(steps, Fixture::with(|o| o.index_interval(std::time::Duration::from_millis(1))))?;
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::bench::data::{self, Batch, HOT_ACTOR, HOT_RESOURCE_TYPE, IN_ACTIONS, TENANTS};
 use crate::bench::engine::Engine;
 use crate::bench::options::Plan;
-use crate::bench::util::{float, float_usize, io_err, Figures};
+use crate::bench::util::{float, float_usize, io_err, timed, Figures};
 use crate::{Durability, FacetField, FacetRequest, Filter, Options, Order, Query, Store};
 
 /// sled's page cache: the same budget as SQLite's `cache_size` (256 MB).
@@ -78,6 +78,22 @@ impl Engine for ActlogEngine {
     }
 
     fn finish_ingest(self, tag: &str, events: u64, fig: &mut Figures) -> io::Result<()> {
+        // Keys when the last append is acknowledged (records, seq entries, id entries, heads,
+        // and what the background indexer had folded by then), then the rest folded, so the
+        // read phases find every activity indexed.
+        fig.insert(
+            format!("ingest.{tag}.keys_per_event_before_final_fold"),
+            float(u64::try_from(self.store.key_count()).unwrap_or(0)) / float(events),
+        );
+        let (folded, fold_time) = timed(|| self.store.fold_pending(usize::MAX));
+        fig.insert(
+            format!("ingest.{tag}.left_to_fold"),
+            float(folded.map_err(io_err)?),
+        );
+        fig.insert(
+            format!("ingest.{tag}.final_fold_s"),
+            fold_time.as_secs_f64(),
+        );
         self.store.flush().map_err(io_err)?;
         // Counted after the timed part: sled keys written per event (record, index lists, id
         // entries).

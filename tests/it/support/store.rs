@@ -55,16 +55,24 @@ pub struct Fixture {
     pub dir: tempfile::TempDir,
     pub clock: Arc<AtomicI64>,
     pub store: Option<Store>,
+    /// Applied to the options of every open (deferred-indexing tests turn the indexer off).
+    pub tweak: fn(Options) -> Options,
 }
 
 impl Fixture {
     pub fn new() -> Fixture {
+        Fixture::with(|o| o)
+    }
+
+    /// A fixture whose store is opened with `tweak` applied to the usual options.
+    pub fn with(tweak: fn(Options) -> Options) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(AtomicI64::new(1_700_000_000_000_000));
         let mut f = Fixture {
             dir,
             clock,
             store: None,
+            tweak,
         };
         f.reopen();
         f
@@ -72,10 +80,12 @@ impl Fixture {
 
     pub fn options(&self) -> Options {
         let c = self.clock.clone();
-        Options::new()
-            .durability(Durability::Relaxed)
-            .cache_capacity(8 << 20)
-            .clock(Arc::new(move || t(c.load(Ordering::SeqCst))))
+        (self.tweak)(
+            Options::new()
+                .durability(Durability::Relaxed)
+                .cache_capacity(8 << 20)
+                .clock(Arc::new(move || t(c.load(Ordering::SeqCst)))),
+        )
     }
 
     pub fn reopen(&mut self) {
