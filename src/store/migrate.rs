@@ -265,6 +265,16 @@ mod tests {
         }
     }
 
+    /// Every key and value of a tree, in key order.
+    fn contents(tree: &sled::Tree) -> Vec<(Vec<u8>, Vec<u8>)> {
+        tree.iter()
+            .map(|kv| {
+                let (k, v) = kv.unwrap();
+                (k.to_vec(), v.to_vec())
+            })
+            .collect()
+    }
+
     fn has_tree(db: &sled::Db, name: &[u8]) -> bool {
         db.tree_names().iter().any(|n| n.as_ref() == name)
     }
@@ -338,14 +348,7 @@ mod tests {
         .unwrap();
         assert!(marked);
         assert!(!has_tree(&db, OLD_LOG_TREE));
-        let got: Vec<(Vec<u8>, Vec<u8>)> = new
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv.unwrap();
-                (k.to_vec(), v.to_vec())
-            })
-            .collect();
-        assert_eq!(got, want);
+        assert_eq!(contents(&new), want);
     }
 
     /// Format 3 keys are kept as they are; records are numbered; `log3` is dropped.
@@ -371,14 +374,7 @@ mod tests {
         want.sort();
         let new = upgrade(&db, 3, i64::MAX, &None, || Ok(())).unwrap();
         assert!(!has_tree(&db, LOG3_TREE));
-        let got: Vec<(Vec<u8>, Vec<u8>)> = new
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv.unwrap();
-                (k.to_vec(), v.to_vec())
-            })
-            .collect();
-        assert_eq!(got, want);
+        assert_eq!(contents(&new), want);
         // The oldest record of tenant 0 is seq 1.
         let first = new.get(keys::seq_key(0, 1)).unwrap().unwrap();
         assert_eq!(Pos::decode(&first).unwrap().id, Uuid::from_u128(2998));

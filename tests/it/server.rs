@@ -163,10 +163,17 @@ fn sigterm_during_appends_loses_no_acknowledged_write() {
     assert!(wait(&mut server.child).success());
 }
 
-/// Shutdown stops accepting but lets a request that is in flight (its body half sent) finish,
-/// then flushes; the write it acknowledged is in the store.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_finishes_in_flight_requests() {
+/// `serve` in this process on 127.0.0.1:0 over a bootstrapped store, until `stop_tx` fires.
+struct InProcess {
+    _dir: tempfile::TempDir,
+    store: Arc<actlog::Store>,
+    key: String,
+    addr: SocketAddr,
+    stop_tx: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn in_process(shutdown_grace: Duration) -> InProcess {
     use actlog::http::{serve, Config, ServeOptions};
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(actlog::Store::open(dir.path(), actlog::Options::default()).unwrap());
@@ -178,11 +185,33 @@ async fn shutdown_finishes_in_flight_requests() {
     let opts = ServeOptions {
         config: Config::default(),
         purge_interval: Duration::from_secs(3600),
-        shutdown_grace: Duration::from_secs(10),
+        shutdown_grace,
     };
     let server = tokio::spawn(serve(listener, Arc::clone(&store), opts, async {
         let _ = stop_rx.await;
     }));
+    InProcess {
+        _dir: dir,
+        store,
+        key,
+        addr,
+        stop_tx,
+        server,
+    }
+}
+
+/// Shutdown stops accepting but lets a request that is in flight (its body half sent) finish,
+/// then flushes; the write it acknowledged is in the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_in_flight_requests() {
+    let InProcess {
+        _dir,
+        store,
+        key,
+        addr,
+        stop_tx,
+        server,
+    } = in_process(Duration::from_secs(10)).await;
 
     let body = r#"{"action":"in.flight","resource":{"type":"T"}}"#;
     let (head, tail) = body.split_at(10);
@@ -223,23 +252,15 @@ async fn shutdown_finishes_in_flight_requests() {
 /// response that never ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_live_tails() {
-    use actlog::http::{serve, Config, ServeOptions};
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(actlog::Store::open(dir.path(), actlog::Options::default()).unwrap());
-    let boot = actlog::http::bootstrap(&store, dir.path()).unwrap();
-    let key = boot.admin_key.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let opts = ServeOptions {
-        config: Config::default(),
-        purge_interval: Duration::from_secs(3600),
-        // Longer than the test waits: only the streams' own end lets the server return in time.
-        shutdown_grace: Duration::from_secs(600),
-    };
-    let server = tokio::spawn(serve(listener, Arc::clone(&store), opts, async {
-        let _ = stop_rx.await;
-    }));
+    // A grace longer than the test waits: only the streams' own end lets the server return.
+    let InProcess {
+        _dir,
+        key,
+        addr,
+        stop_tx,
+        server,
+        ..
+    } = in_process(Duration::from_secs(600)).await;
     let reader = tokio::task::spawn_blocking(move || {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();

@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use actlog::*;
 
+use crate::support::copy_dir;
+
 /// The older data directories, by name under `tests/fixtures/`.
 const FORMAT2: &str = "format2";
 const FORMAT3: &str = "format3";
@@ -28,18 +30,6 @@ fn fixture_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
     let from = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     copy_dir(Path::new(&from), &data);
     (dir, data)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 fn actlog(data: &Path, args: &[&str]) -> Output {
