@@ -352,12 +352,14 @@ pub fn truncate_to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
     micros_to_time(t.timestamp_micros())
 }
 
-/// Microseconds since the Unix epoch to a time. Out-of-range values saturate.
+/// Microseconds since the Unix epoch to a time. Out-of-range values saturate to the first or
+/// last whole microsecond chrono represents, so the result always reads back the same through
+/// `timestamp_micros` (chrono's own maximum has nanoseconds).
 pub fn micros_to_time(us: i64) -> DateTime<Utc> {
     match Utc.timestamp_micros(us) {
         chrono::LocalResult::Single(t) => t,
         _ if us < 0 => DateTime::<Utc>::MIN_UTC,
-        _ => DateTime::<Utc>::MAX_UTC,
+        _ => DateTime::<Utc>::MAX_UTC - chrono::Duration::nanoseconds(999),
     }
 }
 
@@ -503,6 +505,23 @@ impl NewActivity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (fuzz target `record`, a V2 record whose `recorded_at` bytes are past chrono's
+    /// range): saturating to chrono's maximum kept its nanoseconds, so the time changed once
+    /// written back as microseconds and the record did not survive encode/decode.
+    #[test]
+    fn saturated_times_read_back_the_same() {
+        for us in [
+            i64::MAX,
+            i64::MIN,
+            0x7878_7878_7878_7878,
+            -0x7878_7878_7878_7878,
+        ] {
+            let t = micros_to_time(us);
+            assert_eq!(micros_to_time(t.timestamp_micros()), t, "{us}");
+            assert_eq!(truncate_to_micros(t), t, "{us}");
+        }
+    }
 
     #[test]
     fn tenant_ids() {
