@@ -540,9 +540,9 @@ pub fn routes() -> Vec<RouteSpec> {
             Access::Read,
             "Every activity matching the filters, streamed as NDJSON or CSV.",
             &[
-                "format", "order", "action", "resource_type", "resource_id", "actor_type",
-                "actor_id", "actor_name", "target_type", "target_id", "context.KEY", "id",
-                "since", "until", "q",
+                "format", "order", "after_seq", "action", "resource_type", "resource_id",
+                "actor_type", "actor_id", "actor_name", "target_type", "target_id",
+                "context.KEY", "id", "since", "until", "q",
             ],
             None,
             (200, "Export"),

@@ -173,6 +173,22 @@ async fn order_seq_reads_the_log_in_append_order_from_any_offset() {
     assert_eq!(body.status, StatusCode::OK, "{}", body.text());
     assert_eq!(seqs(&body.json), [11, 12]);
     assert_eq!(body.json["pagination"]["total"], 2);
+    // Export takes the same filters and order: the log after an offset, as NDJSON.
+    let export = call(Method::GET, "/v1/activities/export?order=seq&after_seq=10")
+        .key(&key)
+        .send(&env.app)
+        .await;
+    assert_eq!(export.status, StatusCode::OK, "{}", export.text());
+    let exported: Vec<u64> = export
+        .text()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(exported, [11, 12]);
     // after_seq in a time order, and seq / recorded_at in q.
     let desc = call(Method::GET, "/v1/activities?after_seq=9")
         .key(&key)
