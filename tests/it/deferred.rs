@@ -9,6 +9,22 @@ use actlog::*;
 
 use crate::support::store::{t, Fixture};
 
+/// A store whose indexer runs only when a test calls `fold_pending`, with tenant `acme`.
+fn unindexed_acme() -> (tempfile::TempDir, Arc<Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(
+        Store::open(
+            dir.path(),
+            Options::new()
+                .durability(Durability::Relaxed)
+                .background_indexing(false),
+        )
+        .unwrap(),
+    );
+    s.create_tenant("acme", TenantSettings::default()).unwrap();
+    (dir, s)
+}
+
 fn act(action: &str, rid: &str) -> NewActivity {
     let mut a = NewActivity::new(
         action,
@@ -362,17 +378,7 @@ fn a_fold_during_a_scan_duplicates_nothing() {
 #[test]
 fn a_fold_while_planning_misses_nothing() {
     for count_only in [false, true] {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Arc::new(
-            Store::open(
-                dir.path(),
-                Options::new()
-                    .durability(Durability::Relaxed)
-                    .background_indexing(false),
-            )
-            .unwrap(),
-        );
-        s.create_tenant("acme", TenantSettings::default()).unwrap();
+        let (_dir, s) = unindexed_acme();
         s.append("acme", act("integration_b", "r1")).unwrap();
         s.fold_pending(usize::MAX).unwrap();
         s.append("acme", act("integration_a", "r2")).unwrap();
@@ -412,17 +418,7 @@ fn a_fold_while_planning_misses_nothing() {
 #[test]
 fn a_waiting_fold_does_not_queue_readers_behind_it() {
     use std::sync::mpsc::channel;
-    let dir = tempfile::tempdir().unwrap();
-    let s = Arc::new(
-        Store::open(
-            dir.path(),
-            Options::new()
-                .durability(Durability::Relaxed)
-                .background_indexing(false),
-        )
-        .unwrap(),
-    );
-    s.create_tenant("acme", TenantSettings::default()).unwrap();
+    let (_dir, s) = unindexed_acme();
     s.append("acme", act("x", "r1")).unwrap();
     s.fold_pending(usize::MAX).unwrap();
     s.append("acme", act("x", "r2")).unwrap();
