@@ -99,6 +99,8 @@ pub enum FaultPoint {
     ApplyBatch,
     /// Flushing to disk.
     Flush,
+    /// Making a flush durable: the `fsync` of the database file after sled's flush.
+    Sync,
     /// Before a read entry point (`get`, `query`, `count`, `scan`, `facets`, `purge_expired`,
     /// `verify`, API key lookups) first touches the engine. A hook that panics here stands in
     /// for a panic inside sled, which the store reports as [`Error::EnginePanic`].
@@ -267,6 +269,8 @@ pub struct Store {
     /// the store stops it first.
     background: Option<indexer::Background>,
     commit: Arc<commit::GroupCommit>,
+    /// sled's log file, for the `fsync` that makes a flush durable (see [`Store::wait_flushed`]).
+    db_file: std::fs::File,
     /// Per tenant number: bumped by every write that changes the tenant's activities (appends
     /// that wrote something, purges that removed something), under `writer`.
     generations: Mutex<HashMap<u32, u64>>,
@@ -440,6 +444,11 @@ impl Store {
                 })
             }
         })?;
+        let db_file = std::fs::File::open(path.join("db"))?;
+        if !had_data {
+            // A new store: its files' directory entries must outlive a power loss too.
+            std::fs::File::open(&path)?.sync_all()?;
+        }
         let secret = secret::Secret::new(guard("open", || meta::secret(&meta_tree))?);
         let tenants = guard("open", || meta::load_tenants(&meta_tree))?;
         let commit = Arc::new(commit::GroupCommit::default());
@@ -476,6 +485,7 @@ impl Store {
             background,
             commit,
             generations: Mutex::new(HashMap::new()),
+            db_file,
             _dir_lock: dir_lock,
         })
     }
@@ -500,10 +510,17 @@ impl Store {
     }
 
     /// Returns once write `seq` is on disk (group commit).
+    ///
+    /// sled 0.34's flush ends in `sync_file_range` on Linux, which neither persists a grown
+    /// file's size nor flushes the drive's write cache: a write it reports flushed can still be
+    /// lost to a power cut. The `fdatasync` after it is what makes the flush durable, as SQLite's
+    /// `synchronous=FULL` commit is.
     fn wait_flushed(&self, seq: u64) -> Result<()> {
         self.commit.wait(seq, || {
             check_fault(&self.options.fault_hook, FaultPoint::Flush)?;
-            guard("flush", || Ok(self.db.flush().map(|_| ())?))
+            guard("flush", || Ok(self.db.flush().map(|_| ())?))?;
+            check_fault(&self.options.fault_hook, FaultPoint::Sync)?;
+            Ok(self.db_file.sync_data()?)
         })
     }
 

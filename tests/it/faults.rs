@@ -278,3 +278,27 @@ fn a_panic_in_the_engine_during_a_read_is_an_error() {
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"the caller's own"));
     assert_eq!(store.count("a", &Filter::default()).unwrap(), 1);
 }
+
+/// Regression: sled 0.34's flush ends in `sync_file_range`, which neither persists the log
+/// file's new size nor flushes the drive's cache, so `Sync` acknowledged writes a power cut could
+/// still take. The flush now ends in an `fdatasync` of the database file: when that fails, the
+/// append is not acknowledged. `Relaxed` appends do not wait for it.
+#[test]
+fn a_sync_append_waits_for_the_fsync_of_the_database_file() {
+    let fail_sync: FaultHook = Arc::new(|point| point == FaultPoint::Sync);
+    let dir = tempfile::tempdir().unwrap();
+    Store::open(dir.path(), Options::default())
+        .unwrap()
+        .create_tenant("a", TenantSettings::default())
+        .unwrap();
+    let store = Store::open(dir.path(), Options::new().fault_hook(fail_sync.clone())).unwrap();
+    let r = store.append("a", batch("fsync", 1).remove(0));
+    assert!(matches!(r, Err(Error::Io(_))), "{r:?}");
+    drop(store);
+
+    let options = Options::new()
+        .durability(Durability::Relaxed)
+        .fault_hook(fail_sync);
+    let store = Store::open(dir.path(), options).unwrap();
+    assert!(store.append("a", batch("fsync", 1).remove(0)).is_ok());
+}
