@@ -194,7 +194,8 @@ impl Options {
         self
     }
 
-    /// Sets how often the background indexer looks for activities to fold (default 50 ms).
+    /// Sets how often the background indexer looks for activities to fold (default 50 ms; at
+    /// least 1 ms, so that zero does not spin a core).
     #[must_use]
     pub fn index_interval(mut self, every: std::time::Duration) -> Options {
         self.index_interval = every;
@@ -734,9 +735,10 @@ impl Store {
             let mut logs = self.writer.lock();
             let st = self.folder.state(&mut logs, info.no)?;
             // Back-pressure: past `max_pending` unindexed records, this append indexes them
-            // before it writes, so the pending set a query reads stays bounded.
+            // before it writes, so the pending set a query reads stays bounded. In steps: one
+            // batch of every pending record's postings pins sled's garbage for its whole apply.
             if st.pending() >= self.max_pending() {
-                self.folder.fold_locked(st, info.no, usize::MAX)?;
+                while self.folder.fold_locked(st, info.no, indexer::FOLD_STEP)? > 0 {}
             }
             let now = self.now();
             let head = st.head;
