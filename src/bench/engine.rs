@@ -49,8 +49,8 @@ pub trait Engine: Sized {
     fn append(&mut self, batch: Batch) -> io::Result<()>;
 
     /// Creates an empty store in `path`, with the dataset's tenants, for single-activity
-    /// appends acknowledged durable one by one, from as many threads as the caller runs the way
-    /// a real embedder of the engine would share it between them.
+    /// appends each acknowledged durable, shared by the appending threads as an embedder of
+    /// the engine would share it.
     fn create_appender(plan: &Plan, path: &Path) -> io::Result<Self::Appender>;
 
     /// Ends an ingest of `events` events: makes it durable, adds the engine's own figures
