@@ -83,7 +83,7 @@ impl Plan {
             http_window: Duration::from_secs(if o.quick { 1 } else { 5 }),
             http_page_warmup: Duration::from_secs(if o.quick { 3 } else { 10 }),
             single_window: Duration::from_secs(if o.quick { 2 } else { 5 }),
-            single_events: if o.quick { 50_000 } else { 200_000 },
+            single_events: if o.quick { 30_000 } else { 100_000 },
             fold_samples: if o.quick { 200 } else { 500 },
         }
     }

@@ -375,7 +375,9 @@ impl Engine for SqliteEngine {
     /// weaker promise). One connection behind a mutex, shared by every thread: SQLite admits
     /// one writer at a time whatever the connections, and a pool of connections contending
     /// for the write lock waits in the busy handler's sleeps (1 ms, 2 ms, 5 ms, …) instead of
-    /// queueing, so the usual advice for a write-heavy service is one writer connection.
+    /// queueing, so the usual advice for a write-heavy service is one writer connection. (Tried
+    /// here: 16 connections with a 5 s busy timeout gave 2,350 and then 262 inserts/s at 16
+    /// threads, p99 up to 2.1 s, against ~3,300/s and p99 ~16 ms behind the mutex.)
     fn create_appender(plan: &Plan, path: &Path) -> io::Result<SqliteAppender> {
         Ok(SqliteAppender {
             writer: Mutex::new(SqliteEngine {
