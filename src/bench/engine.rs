@@ -9,7 +9,7 @@ use std::path::Path;
 use super::data::Batch;
 use super::options::Plan;
 use super::util::Figures;
-use crate::Order;
+use crate::{NewActivity, Order};
 
 /// The filters of the paging figures, by the name in their figure keys
 /// (`page.<name>.d<depth>.…`): one action, one resource type, one actor (type and id), and an
@@ -19,6 +19,13 @@ pub const PAGE_FILTERS: [&str; 4] = ["action", "resource", "actor", "in_list"];
 /// Page depths (in matches skipped) of the paging figures.
 pub const DEPTHS: [usize; 4] = [0, 1_000, 10_000, 100_000];
 
+/// Appends of one activity at a time from any number of threads, each its own transaction,
+/// returning once that activity is durable (actlog `sync`, SQLite `synchronous=FULL`).
+pub trait SingleAppender: Sync {
+    /// Appends `activity` to `tenant`'s log and returns when it is acknowledged durable.
+    fn append_one(&self, tenant: &str, activity: NewActivity) -> io::Result<()>;
+}
+
 /// One engine under test.
 pub trait Engine: Sized {
     /// The engine's name in figure keys (`actlog/…`, `sqlite/…`) and the report.
@@ -26,6 +33,9 @@ pub trait Engine: Sized {
 
     /// How durable an ingest is: actlog's `Durability`, SQLite's `synchronous` mode.
     type Durability: Copy;
+
+    /// What single-activity appends go through, shared by every appending thread.
+    type Appender: SingleAppender;
 
     /// A page of 50 prepared at some depth: the query (or statement) and its cursor.
     type Page<'a>
@@ -37,6 +47,11 @@ pub trait Engine: Sized {
 
     /// Appends one batch of the dataset, atomically (one call, one transaction).
     fn append(&mut self, batch: Batch) -> io::Result<()>;
+
+    /// Creates an empty store in `path`, with the dataset's tenants, for single-activity
+    /// appends each acknowledged durable, shared by the appending threads as an embedder of
+    /// the engine would share it.
+    fn create_appender(plan: &Plan, path: &Path) -> io::Result<Self::Appender>;
 
     /// Ends an ingest of `events` events: makes it durable, adds the engine's own figures
     /// (`ingest.<tag>.…`) and closes the store, so its files can be measured.

@@ -1,9 +1,10 @@
 //! The HTTP layer under load: the real router ([`crate::http::app_with`]) served on loopback by
 //! axum, and a bounded load generator of our own in the same process.
 //!
-//! Three targets, each at 1, 16 and 64 connections: `GET /v1/activities` pages of 50 (a few
-//! filters in rotation), `POST /v1/activities` batches of 100 fresh activities, and
-//! `GET /bench/fixed`, a precomputed copy of one real page served from memory through the same
+//! Four targets, each at 1, 16 and 64 connections: `GET /v1/activities` pages of 50 (a few
+//! filters in rotation), `POST /v1/activities` batches of 100 fresh activities and single fresh
+//! activities (each request its own durable append; concurrent ones share flushes, so the
+//! activities/s of single appends rise with connections), and `GET /bench/fixed`, a precomputed copy of one real page served from memory through the same
 //! middleware stack: the ceiling of the HTTP layer itself. Each connection is one keep-alive
 //! HTTP/1.1 connection sending requests back to back; every response's status is checked, and
 //! anything else counts as an error in the report rather than as a fast request.
@@ -57,6 +58,8 @@ pub enum Target {
     Page,
     /// `POST /v1/activities`, a batch of [`POST_BATCH`] with fresh ids.
     Post,
+    /// `POST /v1/activities`, one activity object with a fresh id.
+    PostOne,
     /// `GET /bench/fixed`: a fixed page from memory.
     Fixed,
 }
@@ -67,20 +70,30 @@ impl Target {
         match self {
             Target::Page => "page",
             Target::Post => "post",
+            Target::PostOne => "post1",
             Target::Fixed => "fixed",
         }
     }
 
     fn expect(self) -> StatusCode {
         match self {
-            Target::Post => StatusCode::CREATED,
+            Target::Post | Target::PostOne => StatusCode::CREATED,
             Target::Page | Target::Fixed => StatusCode::OK,
+        }
+    }
+
+    /// Activities one request of the target appends.
+    pub fn activities(self) -> usize {
+        match self {
+            Target::Post => POST_BATCH,
+            Target::PostOne => 1,
+            Target::Page | Target::Fixed => 0,
         }
     }
 }
 
 /// The order cells run in: reads first, so every page is of the preloaded data only.
-pub const TARGETS: [Target; 3] = [Target::Fixed, Target::Page, Target::Post];
+pub const TARGETS: [Target; 4] = [Target::Fixed, Target::Page, Target::Post, Target::PostOne];
 
 /// The query strings the page target rotates through (each connection starts at its own
 /// place in the rotation; the same rotation for every connection count).
@@ -149,9 +162,9 @@ pub fn activity_json(a: &NewActivity, id: Uuid) -> Value {
     Value::Object(m)
 }
 
-/// A `POST` batch body built once, whose ids are rewritten in place for every request: each id
-/// is a fixed-width 36-byte UUID string at a known offset, so a fresh body is one copy and
-/// [`POST_BATCH`] UUIDs formatted, not a serialization.
+/// A `POST` body built once, whose ids are rewritten in place for every request: each id is a
+/// fixed-width 36-byte UUID string at a known offset, so a fresh body is one copy and one UUID
+/// formatted per activity, not a serialization.
 #[derive(Debug, Clone)]
 pub struct BatchTemplate {
     bytes: Vec<u8>,
@@ -165,7 +178,17 @@ impl BatchTemplate {
             .iter()
             .map(|a| activity_json(a, Uuid::nil()))
             .collect();
-        let bytes = serde_json::to_vec(&json!({ "activities": list })).map_err(io_err)?;
+        BatchTemplate::of(&json!({ "activities": list }), activities.len())
+    }
+
+    /// The body of one activity (the object itself), with a placeholder id.
+    pub fn one(activity: &NewActivity) -> io::Result<BatchTemplate> {
+        BatchTemplate::of(&activity_json(activity, Uuid::nil()), 1)
+    }
+
+    /// `body` serialized, with the offsets of its `activities` placeholder ids.
+    fn of(body: &Value, activities: usize) -> io::Result<BatchTemplate> {
+        let bytes = serde_json::to_vec(body).map_err(io_err)?;
         let needle = format!("\"id\":\"{}\"", Uuid::nil());
         let id_offsets: Vec<usize> = bytes
             .windows(needle.len())
@@ -173,11 +196,10 @@ impl BatchTemplate {
             .filter(|(_, w)| *w == needle.as_bytes())
             .map(|(i, _)| i + "\"id\":\"".len())
             .collect();
-        if id_offsets.len() != activities.len() {
+        if id_offsets.len() != activities {
             return Err(io::Error::other(format!(
-                "batch template: found {} id placeholders for {} activities",
+                "batch template: found {} id placeholders for {activities} activities",
                 id_offsets.len(),
-                activities.len()
             )));
         }
         Ok(BatchTemplate { bytes, id_offsets })
@@ -272,6 +294,7 @@ struct Load {
     auth: String,
     pages: Vec<String>,
     batch: BatchTemplate,
+    one: BatchTemplate,
 }
 
 impl Load {
@@ -288,11 +311,17 @@ impl Load {
                 .method(Method::GET)
                 .uri(FIXED_PATH)
                 .body(Full::new(Bytes::new())),
-            Target::Post => b
-                .method(Method::POST)
-                .uri("/v1/activities")
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Full::new(self.batch.body())),
+            Target::Post | Target::PostOne => {
+                let body = if self.target == Target::Post {
+                    &self.batch
+                } else {
+                    &self.one
+                };
+                b.method(Method::POST)
+                    .uri("/v1/activities")
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(body.body()))
+            }
         };
         req.map_err(io_err)
     }
@@ -547,6 +576,12 @@ fn run_quietly(plan: &Plan, dir: &Path, dispatch: &tracing::Dispatch) -> io::Res
         .flat_map(|b| b.events)
         .collect::<Vec<_>>();
     let batch = BatchTemplate::new(&activities)?;
+    // The single activity: the batch's first, under a fresh id each time.
+    let one = BatchTemplate::one(
+        activities
+            .first()
+            .ok_or_else(|| io::Error::other("the dataset gave no activity"))?,
+    )?;
     let mut total_errors = 0u64;
     let mut fixed_rps = [0.0; CONNECTIONS.len()];
     for target in TARGETS {
@@ -556,6 +591,7 @@ fn run_quietly(plan: &Plan, dir: &Path, dispatch: &tracing::Dispatch) -> io::Res
             auth: auth.clone(),
             pages: page_paths(),
             batch: batch.clone(),
+            one: one.clone(),
         });
         if target == Target::Page {
             // Untimed: the cells measure a server whose cache has seen every filter of the
@@ -587,8 +623,11 @@ fn run_quietly(plan: &Plan, dir: &Path, dispatch: &tracing::Dispatch) -> io::Res
                 Target::Page if fixed_rps[i] > 0.0 => {
                     fig.insert(key("share_of_fixed_pct"), 100.0 * s.rps / fixed_rps[i]);
                 }
-                Target::Post => {
-                    fig.insert(key("activities_per_s"), s.rps * float_usize(POST_BATCH));
+                Target::Post | Target::PostOne => {
+                    fig.insert(
+                        key("activities_per_s"),
+                        s.rps * float_usize(target.activities()),
+                    );
                 }
                 Target::Page => {}
             }
@@ -658,6 +697,26 @@ mod tests {
         all.sort();
         all.dedup();
         assert_eq!(all.len(), n, "ids repeat within or across bodies");
+    }
+
+    #[test]
+    fn single_bodies_parse_as_one_activity_with_a_fresh_id() {
+        let a = sample(1).remove(0);
+        let t = BatchTemplate::one(&a).unwrap();
+        let id = |b: Bytes| -> Uuid {
+            let v: Value = serde_json::from_slice(&b).unwrap();
+            let AppendBody::One(got) = AppendBody::parse(v).unwrap() else {
+                panic!("a single body parsed as a batch");
+            };
+            let got = NewActivity::from(*got);
+            assert_eq!(got.action, a.action);
+            got.id.unwrap()
+        };
+        let (x, y) = (id(t.body()), id(t.body()));
+        assert!(!x.is_nil());
+        assert_ne!(x, y);
+        assert_eq!(Target::PostOne.activities(), 1);
+        assert_eq!(Target::PostOne.expect(), StatusCode::CREATED);
     }
 
     #[test]

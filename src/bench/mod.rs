@@ -8,8 +8,9 @@
 //! - `engine.rs`: the `Engine` trait, the seam between the harness and a store, implemented in
 //!   `engines/` by actlog (through the public `Store` API) and SQLite (rusqlite, bundled);
 //! - `phases.rs`: the phases in order, and ingest and reads measured the same way for any
-//!   engine; `pages.rs` (both engines' cursor pages, interleaved) and `http.rs` (actlog's
-//!   router under load) are the other phases;
+//!   engine; `pages.rs` (both engines' cursor pages, interleaved), `single.rs` (single-activity
+//!   appends of either engine, and actlog's fold delay) and `http.rs` (actlog's router under
+//!   load) are the other phases;
 //! - `orchestrate.rs`: each phase in a child process of its own (so each phase's peak RSS is its
 //!   own and one engine's page cache never helps the other), the figures gathered by engine;
 //! - `report.rs`: the table's rows as data, the machine, the notes, the printed Markdown;
@@ -24,6 +25,7 @@ mod orchestrate;
 mod pages;
 mod phases;
 mod report;
+mod single;
 mod targets;
 mod util;
 

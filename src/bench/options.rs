@@ -59,6 +59,12 @@ pub struct Plan {
     pub http_window: Duration,
     /// Untimed page requests before the first page cell (see `http::run`).
     pub http_page_warmup: Duration,
+    /// Single-activity appends: each cell's measured window, and the most activities a cell
+    /// may append (whichever ends it first).
+    pub single_window: Duration,
+    pub single_events: u64,
+    /// Appends the fold delay is measured on, one sample each.
+    pub fold_samples: usize,
 }
 
 impl Plan {
@@ -76,6 +82,9 @@ impl Plan {
             },
             http_window: Duration::from_secs(if o.quick { 1 } else { 5 }),
             http_page_warmup: Duration::from_secs(if o.quick { 3 } else { 10 }),
+            single_window: Duration::from_secs(if o.quick { 2 } else { 5 }),
+            single_events: if o.quick { 30_000 } else { 100_000 },
+            fold_samples: if o.quick { 200 } else { 500 },
         }
     }
 }

@@ -11,7 +11,7 @@ use super::engines::{ActlogEngine, SqliteEngine};
 use super::options::Plan;
 use super::orchestrate::peak_rss_mib;
 use super::util::{disk_usage, float, median, percentile, timed, Figures};
-use super::{http, pages};
+use super::{http, pages, single};
 use crate::{Durability, Order};
 
 /// One phase of a run.
@@ -21,6 +21,8 @@ pub enum Phase {
     SqliteIngestNormal,
     ActlogIngestRelaxed,
     SqliteIngestFull,
+    ActlogSingle,
+    SqliteSingle,
     ActlogRead,
     SqliteRead,
     Pages,
@@ -28,12 +30,15 @@ pub enum Phase {
 }
 
 /// The phases, in the order they run: the two engines alternate; the HTTP load (actlog only)
-/// comes last.
-pub const PHASES: [Phase; 8] = [
+/// comes last. The single-append phases (and actlog's fold delay) write scratch stores of their
+/// own.
+pub const PHASES: [Phase; 10] = [
     Phase::ActlogIngestSync,
     Phase::SqliteIngestNormal,
     Phase::ActlogIngestRelaxed,
     Phase::SqliteIngestFull,
+    Phase::ActlogSingle,
+    Phase::SqliteSingle,
     Phase::ActlogRead,
     Phase::SqliteRead,
     Phase::Pages,
@@ -52,6 +57,8 @@ impl Phase {
             Phase::SqliteIngestNormal => "sqlite-ingest-normal",
             Phase::ActlogIngestRelaxed => "actlog-ingest-relaxed",
             Phase::SqliteIngestFull => "sqlite-ingest-full",
+            Phase::ActlogSingle => "actlog-single",
+            Phase::SqliteSingle => "sqlite-single",
             Phase::ActlogRead => "actlog-read",
             Phase::SqliteRead => "sqlite-read",
             Phase::Pages => "pages",
@@ -102,6 +109,14 @@ impl Phase {
             Phase::SqliteIngestFull => scratch("sqlite-full", &|p| {
                 ingest::<SqliteEngine>(plan, p, "FULL", "full")
             }),
+            Phase::ActlogSingle => {
+                let mut fig = scratch("actlog-single", &|p| single::run::<ActlogEngine>(plan, p))?;
+                fig.extend(scratch("actlog-fold", &|p| single::fold_delay(plan, p))?);
+                Ok(fig)
+            }
+            Phase::SqliteSingle => {
+                scratch("sqlite-single", &|p| single::run::<SqliteEngine>(plan, p))
+            }
             Phase::ActlogRead => read::<ActlogEngine>(plan, &base.join(ACTLOG_DIR)),
             Phase::SqliteRead => read::<SqliteEngine>(plan, &base.join(SQLITE_DIR)),
             Phase::Pages => {

@@ -5,10 +5,12 @@ use std::io;
 use std::path::Path;
 
 use crate::bench::data::{self, Batch, HOT_ACTOR, HOT_RESOURCE_TYPE, IN_ACTIONS, TENANTS};
-use crate::bench::engine::Engine;
+use crate::bench::engine::{Engine, SingleAppender};
 use crate::bench::options::Plan;
 use crate::bench::util::{float, float_usize, io_err, timed, Figures};
-use crate::{Durability, FacetField, FacetRequest, Filter, Options, Order, Query, Store};
+use crate::{
+    Durability, FacetField, FacetRequest, Filter, NewActivity, Options, Order, Query, Store,
+};
 
 /// sled's page cache: the same budget as SQLite's `cache_size` (256 MB).
 const CACHE_BYTES: u64 = 256 << 20;
@@ -54,10 +56,20 @@ fn page_filter(name: &str) -> Filter {
     }
 }
 
+/// `Store::append` from every thread on the one `Store` (it is `Sync`): in `sync` durability
+/// concurrent appends share flushes (group commit).
+impl SingleAppender for ActlogEngine {
+    fn append_one(&self, tenant: &str, activity: NewActivity) -> io::Result<()> {
+        self.store.append(tenant, activity).map_err(io_err)?;
+        Ok(())
+    }
+}
+
 impl Engine for ActlogEngine {
     const NAME: &'static str = "actlog";
     type Durability = Durability;
     type Page<'a> = Query;
+    type Appender = ActlogEngine;
 
     fn create(_plan: &Plan, path: &Path, durability: Durability) -> io::Result<Self> {
         let engine = open(path, durability)?;
@@ -68,6 +80,11 @@ impl Engine for ActlogEngine {
                 .map_err(io_err)?;
         }
         Ok(engine)
+    }
+
+    /// `sync`, the durability of `actlog serve`: each append returns after a flush covers it.
+    fn create_appender(plan: &Plan, path: &Path) -> io::Result<Self> {
+        Self::create(plan, path, Durability::Sync)
     }
 
     fn append(&mut self, batch: Batch) -> io::Result<()> {
