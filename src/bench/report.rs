@@ -389,10 +389,9 @@ pub fn empty(plan: &Plan) -> Report {
              durability from every thread on one `Store` (concurrent appends share flushes). \
              SQLite: one INSERT (and its context rows) per transaction, synchronous=FULL in WAL \
              mode (each commit syncs the WAL, as actlog's sync flushes), one connection behind \
-             a mutex shared by the threads (SQLite writes one transaction at a time). The \
-             system calls differ: SQLite calls fsync at each commit; sled's flush on Linux is \
-             sync_file_range over the range written (no device cache flush, no metadata), so \
-             SQLite's rate follows the disk's fsync cost and actlog's does not."
+             a mutex shared by the threads (SQLite writes one transaction at a time). Both \
+             end a durable commit in an fsync (actlog: fdatasync of sled's file after sled's \
+             flush, which alone is only sync_file_range)."
                 .into(),
             "Fold delay: a store opened as `actlog serve` opens it (sync, background indexer at \
              its default interval), single appends 5 ms apart from one thread, the pending \

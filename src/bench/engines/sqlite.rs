@@ -372,9 +372,10 @@ impl Engine for SqliteEngine {
     /// `synchronous=FULL`: in WAL mode every commit syncs the WAL before it returns, so an
     /// acknowledged row survives a power loss, as an append acknowledged by actlog's `sync`
     /// is meant to (`NORMAL` syncs only at checkpoints: a commit can be lost, so it would
-    /// compare a weaker promise). The match is of promises, not of system calls: SQLite calls
-    /// `fsync`, while sled 0.34's flush on Linux is `sync_file_range` over the range written,
-    /// which neither flushes the device's write cache nor writes the file's metadata. One connection behind a mutex, shared by every thread: SQLite admits
+    /// compare a weaker promise). Both end a commit in an fsync: SQLite its WAL's, actlog an
+    /// `fdatasync` of sled's file after sled's own flush (`Store::wait_flushed`).
+    ///
+    /// One connection behind a mutex, shared by every thread: SQLite admits
     /// one writer at a time whatever the connections, and a pool of connections contending
     /// for the write lock waits in the busy handler's sleeps (1 ms, 2 ms, 5 ms, …) instead of
     /// queueing, so the usual advice for a write-heavy service is one writer connection. (Tried
