@@ -124,7 +124,10 @@ pub type FaultHook = Arc<dyn Fn(FaultPoint) -> bool + Send + Sync>;
 pub struct Options {
     /// When an append is acknowledged.
     pub durability: Durability,
-    /// The storage engine's page cache, in bytes.
+    /// The storage engine's page cache, in bytes (default 128 MiB). sled counts pages by their
+    /// serialized size, so the process's resident memory runs at several times this figure:
+    /// ingesting 1M activities peaked at 643 MiB with 128 MiB, 962 MiB with 256 MiB
+    /// (BENCHMARKS.md, 2026-12-05).
     pub cache_capacity: u64,
     /// The clock appends without a time are stamped with.
     pub clock: Clock,
@@ -172,7 +175,8 @@ impl Options {
         self
     }
 
-    /// Sets the storage engine's page cache, in bytes.
+    /// Sets the storage engine's page cache, in bytes (see [`Options::cache_capacity`] for
+    /// what it means for resident memory).
     #[must_use]
     pub fn cache_capacity(mut self, bytes: u64) -> Options {
         self.cache_capacity = bytes;
