@@ -10,6 +10,7 @@
 
 pub(crate) mod codec;
 mod commit;
+mod durable;
 mod indexer;
 pub(crate) mod keys;
 mod meta;
@@ -99,7 +100,7 @@ pub enum FaultPoint {
     ApplyBatch,
     /// Flushing to disk.
     Flush,
-    /// Making a flush durable: the `fsync` of the database file after sled's flush.
+    /// Making a flush durable: each `fsync` after sled's flush (its log file, each new blob).
     Sync,
     /// Before a read entry point (`get`, `query`, `count`, `scan`, `facets`, `purge_expired`,
     /// `verify`, API key lookups) first touches the engine. A hook that panics here stands in
@@ -274,8 +275,8 @@ pub struct Store {
     /// the store stops it first.
     background: Option<indexer::Background>,
     commit: Arc<commit::GroupCommit>,
-    /// sled's log file, for the `fsync` that makes a flush durable (see [`Store::wait_flushed`]).
-    db_file: std::fs::File,
+    /// sled's files, synced after each flush (`durable.rs`: sled's flush alone is not durable).
+    files: durable::Files,
     /// Per tenant number: bumped by every write that changes the tenant's activities (appends
     /// that wrote something, purges that removed something), under `writer`.
     generations: Mutex<HashMap<u32, u64>>,
@@ -449,7 +450,7 @@ impl Store {
                 })
             }
         })?;
-        let db_file = std::fs::File::open(path.join("db"))?;
+        let files = durable::Files::open(&path, options.fault_hook.clone())?;
         if !had_data {
             // A new store: its files' directory entries must outlive a power loss too.
             std::fs::File::open(&path)?.sync_all()?;
@@ -490,7 +491,7 @@ impl Store {
             background,
             commit,
             generations: Mutex::new(HashMap::new()),
-            db_file,
+            files,
             _dir_lock: dir_lock,
         })
     }
@@ -514,18 +515,13 @@ impl Store {
         self.wait_flushed(self.commit.written())
     }
 
-    /// Returns once write `seq` is on disk (group commit).
-    ///
-    /// sled 0.34's flush ends in `sync_file_range` on Linux, which neither persists a grown
-    /// file's size nor flushes the drive's write cache: a write it reports flushed can still be
-    /// lost to a power cut. The `fdatasync` after it is what makes the flush durable, as SQLite's
-    /// `synchronous=FULL` commit is.
+    /// Returns once write `seq` is on disk (group commit): sled's flush, then the syncs that
+    /// make it durable (`durable.rs`), as SQLite's `synchronous=FULL` commit is.
     fn wait_flushed(&self, seq: u64) -> Result<()> {
         self.commit.wait(seq, || {
             check_fault(&self.options.fault_hook, FaultPoint::Flush)?;
             guard("flush", || Ok(self.db.flush().map(|_| ())?))?;
-            check_fault(&self.options.fault_hook, FaultPoint::Sync)?;
-            Ok(self.db_file.sync_data()?)
+            self.files.sync()
         })
     }
 

@@ -302,3 +302,39 @@ fn a_sync_append_waits_for_the_fsync_of_the_database_file() {
     let store = Store::open(dir.path(), options).unwrap();
     assert!(store.append("a", batch("fsync", 1).remove(0)).is_ok());
 }
+
+/// Regression: sled writes an item over a quarter of a segment (~128 KiB) to a file of its own
+/// under `blobs/` and never syncs it, so a large activity acknowledged in `Sync` durability
+/// could be lost to a power cut even with the log file synced. Each new blob is now synced too:
+/// failing the second sync of the flush (the first is the log file's) fails the append.
+#[test]
+fn a_sync_append_waits_for_the_fsync_of_its_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    Store::open(dir.path(), Options::default())
+        .unwrap()
+        .create_tenant("a", TenantSettings::default())
+        .unwrap();
+    // ~150 KiB: two JSON fields near their 64 KiB limit, the summary and every context value
+    // at theirs.
+    let big = |c: char| serde_json::json!({ "text": c.to_string().repeat(60 * 1024) });
+    let mut large = batch("blob", 1)
+        .remove(0)
+        .metadata(big('m'))
+        .changes(big('c'))
+        .summary("s".repeat(4 * 1024));
+    for i in 0..15 {
+        large = large.context(format!("k{i}"), "v".repeat(1024));
+    }
+    let syncs = Arc::new(AtomicUsize::new(0));
+    let s = syncs.clone();
+    let second_sync_fails: FaultHook = Arc::new(move |point| {
+        point == FaultPoint::Sync && s.fetch_add(1, Ordering::SeqCst) + 1 == 2
+    });
+    let store = Store::open(dir.path(), Options::new().fault_hook(second_sync_fails)).unwrap();
+    let r = store.append("a", large.clone());
+    assert!(matches!(r, Err(Error::Io(_))), "{r:?}");
+    let blobs = std::fs::read_dir(dir.path().join("blobs")).unwrap().count();
+    assert!(blobs > 0, "the activity was not large enough to be a blob");
+    // The next flush syncs the blob, and the next append is acknowledged.
+    assert!(store.append("a", large).is_ok());
+}
