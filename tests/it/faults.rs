@@ -17,6 +17,16 @@ fn fail_nth(n: usize) -> (FaultHook, Arc<AtomicUsize>) {
     )
 }
 
+/// A directory holding a store with tenant `a`, closed.
+fn dir_with_tenant_a() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    Store::open(dir.path(), Options::default())
+        .unwrap()
+        .create_tenant("a", TenantSettings::default())
+        .unwrap();
+    dir
+}
+
 fn batch(tag: &str, n: usize) -> Vec<NewActivity> {
     (0..n)
         .map(|i| {
@@ -40,11 +50,7 @@ fn count_tag(store: &Store, tag: &str) -> u64 {
 
 /// Runs `op` against stores whose N-th operation fails, for N = 1, 2, … until `op` succeeds.
 fn campaign(size: usize, op: impl Fn(&Store, &str) -> Result<()>) {
-    let dir = tempfile::tempdir().unwrap();
-    Store::open(dir.path(), Options::default())
-        .unwrap()
-        .create_tenant("a", TenantSettings::default())
-        .unwrap();
+    let dir = dir_with_tenant_a();
     for n in 1.. {
         let tag = format!("n{n}");
         let (hook, _) = fail_nth(n);
@@ -93,11 +99,7 @@ fn a_failed_batch_is_all_or_nothing() {
 #[test]
 fn a_failed_flush_is_reported() {
     // In relaxed mode the append itself does not flush; the explicit flush is what may fail.
-    let dir = tempfile::tempdir().unwrap();
-    Store::open(dir.path(), Options::default())
-        .unwrap()
-        .create_tenant("a", TenantSettings::default())
-        .unwrap();
+    let dir = dir_with_tenant_a();
     let mut failures = 0;
     for n in 1..10 {
         let (hook, seen) = fail_nth(n);
@@ -123,11 +125,7 @@ fn a_failed_flush_is_reported() {
 
 #[test]
 fn a_failed_open_can_be_retried() {
-    let dir = tempfile::tempdir().unwrap();
-    Store::open(dir.path(), Options::default())
-        .unwrap()
-        .create_tenant("a", TenantSettings::default())
-        .unwrap();
+    let dir = dir_with_tenant_a();
     let (hook, _) = fail_nth(1);
     let err = Store::open(dir.path(), Options::new().fault_hook(hook)).unwrap_err();
     assert!(matches!(err, Error::Io(_)));
@@ -143,11 +141,7 @@ fn a_failed_open_can_be_retried() {
 #[test]
 fn a_replay_after_a_failed_flush_waits_for_a_flush() {
     use std::sync::atomic::AtomicBool;
-    let dir = tempfile::tempdir().unwrap();
-    Store::open(dir.path(), Options::default())
-        .unwrap()
-        .create_tenant("a", TenantSettings::default())
-        .unwrap();
+    let dir = dir_with_tenant_a();
     let failing = Arc::new(AtomicBool::new(false));
     let flushed = Arc::new(AtomicUsize::new(0));
     let (f, n) = (failing.clone(), flushed.clone());
@@ -286,11 +280,7 @@ fn a_panic_in_the_engine_during_a_read_is_an_error() {
 #[test]
 fn a_sync_append_waits_for_the_fsync_of_the_database_file() {
     let fail_sync: FaultHook = Arc::new(|point| point == FaultPoint::Sync);
-    let dir = tempfile::tempdir().unwrap();
-    Store::open(dir.path(), Options::default())
-        .unwrap()
-        .create_tenant("a", TenantSettings::default())
-        .unwrap();
+    let dir = dir_with_tenant_a();
     let store = Store::open(dir.path(), Options::new().fault_hook(fail_sync.clone())).unwrap();
     let r = store.append("a", batch("fsync", 1).remove(0));
     assert!(matches!(r, Err(Error::Io(_))), "{r:?}");
@@ -309,11 +299,7 @@ fn a_sync_append_waits_for_the_fsync_of_the_database_file() {
 /// failing the second sync of the flush (the first is the log file's) fails the append.
 #[test]
 fn a_sync_append_waits_for_the_fsync_of_its_blob() {
-    let dir = tempfile::tempdir().unwrap();
-    Store::open(dir.path(), Options::default())
-        .unwrap()
-        .create_tenant("a", TenantSettings::default())
-        .unwrap();
+    let dir = dir_with_tenant_a();
     // ~150 KiB: two JSON fields near their 64 KiB limit, the summary and every context value
     // at theirs.
     let big = |c: char| serde_json::json!({ "text": c.to_string().repeat(60 * 1024) });
