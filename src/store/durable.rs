@@ -3,7 +3,8 @@
 //! cache; and it writes an item over a quarter of a segment (~128 KiB: a large record, a large
 //! node) to a file of its own under `blobs/`, with no sync at all. After each of sled's flushes,
 //! [`Files::sync`] fdatasyncs the log file, then every blob file it has not yet synced at its
-//! current length, then the blob directory if it gained an entry.
+//! current length, then the blob directory if it gained an entry. A store sled has just created
+//! has its directory synced once, on open.
 //!
 //! **Invariant:** when [`Files::sync`] returns `Ok` after a flush, every byte sled wrote before
 //! that flush began is on stable storage: the log, its length, each blob and each blob's
@@ -30,8 +31,13 @@ pub(crate) struct Files {
 }
 
 impl Files {
-    /// Opens the log file of the sled database in `dir` (which sled has opened already).
-    pub(crate) fn open(dir: &Path, fault_hook: Option<FaultHook>) -> Result<Files> {
+    /// Opens the log file of the sled database in `dir` (which sled has opened already). For a
+    /// store sled has just created (`new`), syncs `dir` too, so its files' entries outlive a
+    /// power cut.
+    pub(crate) fn open(dir: &Path, new: bool, fault_hook: Option<FaultHook>) -> Result<Files> {
+        if new {
+            sync_dir(dir)?;
+        }
         Ok(Files {
             db: File::open(dir.join("db"))?,
             blobs: dir.join("blobs"),
@@ -68,10 +74,20 @@ impl Files {
             now.insert(name, len);
         }
         if new_entry {
-            File::open(&self.blobs)?.sync_all()?;
+            sync_dir(&self.blobs)?;
         }
         // Blobs sled removed are forgotten with the rest.
         *synced = now;
         Ok(())
     }
+}
+
+/// Syncs a directory's entries. Unix only: elsewhere a directory cannot be opened as a file,
+/// and its entries are the file system's to make durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }

@@ -450,11 +450,7 @@ impl Store {
                 })
             }
         })?;
-        let files = durable::Files::open(&path, options.fault_hook.clone())?;
-        if !had_data {
-            // A new store: its files' directory entries must outlive a power loss too.
-            std::fs::File::open(&path)?.sync_all()?;
-        }
+        let files = durable::Files::open(&path, !had_data, options.fault_hook.clone())?;
         let secret = secret::Secret::new(guard("open", || meta::secret(&meta_tree))?);
         let tenants = guard("open", || meta::load_tenants(&meta_tree))?;
         let commit = Arc::new(commit::GroupCommit::default());
