@@ -16,7 +16,9 @@
 //! Folds run under the writer lock (so never beside an append's `seq` assignment or a purge),
 //! and apply their batch under the write side of the fold gate, which counts, facets and
 //! `verify` hold for reading so that the index and `W` do not move while they add the index's
-//! figures to the pending set's. Queries that merge positions need no gate: they read `W`
+//! figures to the pending set's. The background indexer's and back-pressure's folds give up on
+//! the gate after [`GATE_PATIENCE`] (they wait holding the writer lock, and every append with
+//! them); `Store::fold_pending` waits. Queries that merge positions need no gate: they read `W`
 //! before the index, and drop a position that both give (see `query/plan.rs`).
 
 use std::collections::HashMap;
@@ -36,6 +38,24 @@ use crate::error::Result;
 /// at ~18k events/s with steps of 2,000 and ~22–25k with 200–500; below 200 the lists grow
 /// shorter and the keys per event rise (5.56 at 2,000, 5.59 at 500, 6.1 at 50).
 pub(crate) const FOLD_STEP: usize = 500;
+
+/// How long a fold that may give up waits for readers to let go of the index (the gate):
+/// the background indexer's folds and an append's back-pressure fold. Such a fold holds the
+/// writer lock while it waits, so every append waits with it; readers that overlap without a
+/// gap (counts, facets, `verify`, which take the gate recursively) would otherwise stall
+/// appends for as long as they keep coming.
+pub(crate) const GATE_PATIENCE: Duration = Duration::from_millis(5);
+
+/// Whether a fold waits for the gate however long it takes, or gives up after
+/// [`GATE_PATIENCE`] and folds nothing (its records stay pending, still read by every query).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// `Store::fold_pending`: the caller asked for the fold.
+    Patient,
+    /// The background indexer (it comes back next round) and back-pressure (the append goes
+    /// on, past `max_pending`, rather than stall behind readers).
+    GiveUp,
+}
 
 /// A tenant's log as the writer lock holds it.
 #[derive(Debug, Clone, Copy)]
@@ -111,15 +131,23 @@ impl Folder {
 
     /// Folds up to `max` pending records of one tenant, taking the writer lock. Returns how
     /// many `seq`s the watermark moved.
-    pub(crate) fn fold_tenant(&self, tenant: u32, max: usize) -> Result<u64> {
+    pub(crate) fn fold_tenant(&self, tenant: u32, max: usize, wait: Wait) -> Result<u64> {
         let mut logs = self.writer.lock();
         let st = self.state(&mut logs, tenant)?;
-        self.fold_locked(st, tenant, max)
+        self.fold_locked(st, tenant, max, wait)
     }
 
     /// Folds up to `max` pending records of one tenant; the caller holds the writer lock and
     /// passes the tenant's state from it. The postings and the new watermark go in one batch.
-    pub(crate) fn fold_locked(&self, st: &mut LogState, tenant: u32, max: usize) -> Result<u64> {
+    /// Returns 0, folding nothing, when `wait` is [`Wait::GiveUp`] and readers held the gate
+    /// past [`GATE_PATIENCE`].
+    pub(crate) fn fold_locked(
+        &self,
+        st: &mut LogState,
+        tenant: u32,
+        max: usize,
+        wait: Wait,
+    ) -> Result<u64> {
         let step = u64::try_from(max).unwrap_or(u64::MAX).min(st.pending());
         if step == 0 {
             return Ok(0);
@@ -149,7 +177,13 @@ impl Folder {
         batch.insert(keys::watermark_key(tenant), &keys::encode_watermark(to)[..]);
         check_fault(&self.fault_hook, FaultPoint::Fold)?;
         {
-            let _g = self.gate.write();
+            let _g = match wait {
+                Wait::Patient => self.gate.write(),
+                Wait::GiveUp => match self.gate.try_write_for(GATE_PATIENCE) {
+                    Some(g) => g,
+                    None => return Ok(0),
+                },
+            };
             guard("index", || Ok(self.log.apply_batch(batch)?))?;
         }
         self.commit.record_write();
@@ -187,7 +221,7 @@ impl Background {
                             if flag.load(Ordering::Acquire) {
                                 return;
                             }
-                            match folder.fold_tenant(tenant, FOLD_STEP) {
+                            match folder.fold_tenant(tenant, FOLD_STEP, Wait::GiveUp) {
                                 Ok(n) if n == FOLD_STEP as u64 => continue,
                                 Ok(_) => break,
                                 Err(e) => {
