@@ -33,7 +33,7 @@ use uuid::Uuid;
 
 use super::data::{Dataset, ACTIONS, HOT_ACTOR, HOT_RESOURCE_TYPE};
 use super::options::Plan;
-use super::util::{float, float_usize, io_err, percentile, Figures};
+use super::util::{cpu_seconds, float, float_usize, io_err, percentile, timed, Figures};
 use crate::http::{app_with, auth::issue_key, ratelimit::RateLimit, AppState, Config};
 use crate::{Durability, NewActivity, Options, Scope, Store, TenantSettings};
 
@@ -610,8 +610,17 @@ fn run_quietly(plan: &Plan, dir: &Path, dispatch: &tracing::Dispatch) -> io::Res
                 target.name(),
                 if conns == 1 { "" } else { "s" }
             );
-            let s = client_rt.block_on(cell(Arc::clone(&load), conns, sched))?;
+            let cpu_before = cpu_seconds();
+            let (s, wall) = timed(|| client_rt.block_on(cell(Arc::clone(&load), conns, sched)));
+            let s = s?;
             let key = |what: &str| format!("actlog/http.{}.c{conns}.{what}", target.name());
+            if let (Some((p0, c0)), Some((p1, c1))) = (cpu_before, cpu_seconds()) {
+                // Both over the whole cell, warm-up included. The client is this thread (its
+                // runtime is current-thread); the rest is the server, its store and sled.
+                let secs = wall.as_secs_f64();
+                fig.insert(key("cpu_pct"), 100.0 * (p1 - p0) / secs);
+                fig.insert(key("client_cpu_pct"), 100.0 * (c1 - c0) / secs);
+            }
             fig.insert(key("rps"), s.rps);
             fig.insert(key("p50_us"), s.p50_us);
             fig.insert(key("p99_us"), s.p99_us);

@@ -269,6 +269,19 @@ fn row_defs(a: &Figures, s: &Figures) -> Vec<RowDef> {
             }
             add(&format!("{label}, p50"), "µs", key("p50_us"), Lower);
             add(&format!("{label}, p99"), "µs", key("p99_us"), Lower);
+            // 100% is one core busy; the client's share is part of the process's.
+            add(
+                &format!("{label}, CPU of the process"),
+                "%",
+                key("cpu_pct"),
+                Lower,
+            );
+            add(
+                &format!("{label}, CPU of the load generator"),
+                "%",
+                key("client_cpu_pct"),
+                Lower,
+            );
             if target == http::Target::Page {
                 add(
                     &format!("{label}, share of the fixed page's req/s"),
