@@ -4,8 +4,9 @@
 //! Four targets, each at 1, 16 and 64 connections: `GET /v1/activities` pages of 50 (a few
 //! filters in rotation), `POST /v1/activities` batches of 100 fresh activities and single fresh
 //! activities (each request its own durable append; concurrent ones share flushes, so the
-//! activities/s of single appends rise with connections), and `GET /bench/fixed`, a precomputed copy of one real page served from memory through the same
-//! middleware stack: the ceiling of the HTTP layer itself. Each connection is one keep-alive
+//! activities/s of single appends rise with connections), and `GET /bench/fixed`, a
+//! precomputed copy of one real page served from memory through the same middleware stack: the
+//! ceiling of the HTTP layer itself. Each connection is one keep-alive
 //! HTTP/1.1 connection sending requests back to back; every response's status is checked, and
 //! anything else counts as an error in the report rather than as a fast request.
 //!
@@ -33,7 +34,9 @@ use uuid::Uuid;
 
 use super::data::{Dataset, ACTIONS, HOT_ACTOR, HOT_RESOURCE_TYPE};
 use super::options::Plan;
-use super::util::{cpu_seconds, float, float_usize, io_err, percentile, timed, Figures};
+use super::util::{
+    cpu_seconds, float, float_usize, io_err, per_second, percentile, span_secs, timed, Figures,
+};
 use crate::http::{app_with, auth::issue_key, ratelimit::RateLimit, AppState, Config};
 use crate::{Durability, NewActivity, Options, Scope, Store, TenantSettings};
 
@@ -263,12 +266,7 @@ pub struct CellSummary {
 pub fn summarize(results: &[TaskResult]) -> CellSummary {
     let requests = results.iter().map(|r| r.ok).sum();
     let errors = results.iter().map(|r| r.errors).sum();
-    let start = results.iter().filter_map(|r| r.window.map(|w| w.0)).min();
-    let end = results.iter().filter_map(|r| r.window.map(|w| w.1)).max();
-    let secs = match (start, end) {
-        (Some(s), Some(e)) => e.saturating_duration_since(s).as_secs_f64(),
-        _ => 0.0,
-    };
+    let secs = span_secs(results.iter().filter_map(|r| r.window));
     let mut lat: Vec<f64> = results
         .iter()
         .flat_map(|r| r.latency_us.iter().copied())
@@ -277,11 +275,7 @@ pub fn summarize(results: &[TaskResult]) -> CellSummary {
         requests,
         errors,
         secs,
-        rps: if secs > 0.0 {
-            float(requests) / secs
-        } else {
-            0.0
-        },
+        rps: per_second(requests, secs),
         p50_us: percentile(&mut lat, 50.0),
         p99_us: percentile(&mut lat, 99.0),
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::data::{Dataset, TENANTS};
 use super::engine::{Engine, SingleAppender};
 use super::options::Plan;
-use super::util::{float, float_usize, io_err, percentile, Figures};
+use super::util::{float, float_usize, io_err, per_second, percentile, span_secs, Figures};
 use crate::{NewActivity, Options, Store, TenantSettings};
 
 /// Appending threads of each cell.
@@ -102,23 +102,11 @@ pub fn run<E: Engine>(plan: &Plan, dir: &Path) -> io::Result<Figures> {
         std::fs::remove_dir_all(&path)?;
 
         let appends: u64 = results.iter().map(|r| r.appends).sum();
-        let opened = results.iter().map(|r| r.window.0).min();
-        let closed = results.iter().map(|r| r.window.1).max();
-        let secs = match (opened, closed) {
-            (Some(o), Some(c)) => c.saturating_duration_since(o).as_secs_f64(),
-            _ => 0.0,
-        };
+        let secs = span_secs(results.iter().map(|r| r.window));
         let mut lat: Vec<f64> = results.into_iter().flat_map(|r| r.latency_us).collect();
         let key = |what: &str| format!("ingest.single.c{threads}.{what}");
         fig.insert(key("events"), float(appends));
-        fig.insert(
-            key("events_per_s"),
-            if secs > 0.0 {
-                float(appends) / secs
-            } else {
-                0.0
-            },
-        );
+        fig.insert(key("events_per_s"), per_second(appends, secs));
         fig.insert(key("p50_us"), percentile(&mut lat, 50.0));
         fig.insert(key("p99_us"), percentile(&mut lat, 99.0));
     }

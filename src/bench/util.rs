@@ -48,6 +48,30 @@ pub fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[idx]
 }
 
+/// Seconds from the earliest opening to the latest close of some measuring windows (their
+/// union, gaps included), so work still running when one window closed counts against a rate
+/// over it, never for it; 0 when there is none.
+pub fn span_secs(windows: impl IntoIterator<Item = (Instant, Instant)>) -> f64 {
+    let (mut opened, mut closed) = (None::<Instant>, None::<Instant>);
+    for (o, c) in windows {
+        opened = Some(opened.map_or(o, |x| x.min(o)));
+        closed = Some(closed.map_or(c, |x| x.max(c)));
+    }
+    match (opened, closed) {
+        (Some(o), Some(c)) => c.saturating_duration_since(o).as_secs_f64(),
+        _ => 0.0,
+    }
+}
+
+/// `n` per second over `secs`; 0 over no time rather than a division by zero.
+pub fn per_second(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        float(n) / secs
+    } else {
+        0.0
+    }
+}
+
 /// CPU time used so far, user plus system, in seconds: `(this process, the calling thread)`.
 /// From Linux's `/proc/self/stat` and `/proc/thread-self/stat`, which count in `USER_HZ` ticks
 /// (100 a second: a fixed part of the kernel's ABI), so a figure is good to 10 ms; `None` where
@@ -137,6 +161,16 @@ mod tests {
         assert_eq!(percentile(&mut v, 99.0), 99.0);
         assert_eq!(percentile(&mut [3.0], 99.0), 3.0);
         assert_eq!(float(1 << 40), 1_099_511_627_776.0);
+    }
+
+    #[test]
+    fn rates_run_over_the_union_of_windows() {
+        let t = Instant::now();
+        let s = |ms: u64| t + Duration::from_millis(ms);
+        assert_eq!(span_secs([(s(100), s(600)), (s(0), s(300))]), 0.6);
+        assert_eq!(span_secs([]), 0.0);
+        assert_eq!(per_second(30, 0.6), 50.0);
+        assert_eq!(per_second(30, 0.0), 0.0);
     }
 
     #[test]
